@@ -1,0 +1,138 @@
+"""DBNet text detection: the model call and its post-processing.
+
+Post-processing follows "Real-time Scene Text Detection with Differentiable Binarization"
+(Liao et al., AAAI 2020) as used by PaddleOCR's ``DBPostProcess``: binarise the probability map,
+take each connected region's minimum-area rectangle, score it by the mean probability inside, and
+"unclip" it (grow the shrunk text kernel back) by the offset ``D = A * r / L`` (area, unclip ratio,
+perimeter) with pyclipper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pyclipper
+
+from ocr_pipeline.engine.geometry import order_quad
+from ocr_pipeline.engine.preprocess import detector_input
+from ocr_pipeline.engine.session import OnnxModel
+from ocr_pipeline.settings import DetectSettings
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Text boxes found on one page."""
+
+    quads: np.ndarray
+    """``(N, 4, 2)`` float32 corners clockwise from top-left, in the input page's pixels."""
+    scores: np.ndarray
+    """``(N,)`` float32 mean probability inside each box, 0..1."""
+
+
+def box_score(prob: np.ndarray, quad: np.ndarray) -> float:
+    """Mean of ``prob`` ``(H, W)`` float32 inside the polygon ``quad`` ``(4, 2)`` (map pixels)."""
+    height, width = prob.shape
+    x0 = int(np.clip(np.floor(quad[:, 0].min()), 0, width - 1))
+    x1 = int(np.clip(np.ceil(quad[:, 0].max()), 0, width - 1))
+    y0 = int(np.clip(np.floor(quad[:, 1].min()), 0, height - 1))
+    y1 = int(np.clip(np.ceil(quad[:, 1].max()), 0, height - 1))
+    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
+    shifted = (quad - np.array([x0, y0], dtype=np.float32)).round().astype(np.int32)
+    cv2.fillPoly(mask, [shifted], 1)
+    return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
+
+
+def unclip(quad: np.ndarray, ratio: float) -> np.ndarray | None:
+    """Grow a polygon ``(K, 2)`` by DBNet's offset ``area * ratio / perimeter``.
+
+    Returns:
+        The grown polygon ``(M, 2)`` float32, or ``None`` if the offset produced nothing.
+
+    """
+    area = abs(cv2.contourArea(quad.astype(np.float32)))
+    perimeter = cv2.arcLength(quad.astype(np.float32), True)
+    if perimeter <= 0:
+        return None
+    distance = area * ratio / perimeter
+    offset = pyclipper.PyclipperOffset()
+    offset.AddPath(
+        quad.round().astype(np.int64).tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON
+    )
+    grown = offset.Execute(distance)
+    if not grown:
+        return None
+    return np.asarray(max(grown, key=len), dtype=np.float32)
+
+
+def min_area_quad(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Minimum-area rectangle of ``(K, 2)`` points: ordered quad ``(4, 2)`` and its shorter side."""
+    rect = cv2.minAreaRect(points.reshape(-1, 1, 2).astype(np.float32))
+    return order_quad(cv2.boxPoints(rect)), float(min(rect[1]))
+
+
+def boxes_from_probability(
+    prob: np.ndarray, page_height: int, page_width: int, settings: DetectSettings
+) -> Detections:
+    """DBNet post-processing of one probability map.
+
+    Args:
+        prob: ``(h, w)`` float32 text probability, 0..1, at detector resolution.
+        page_height: height of the page the boxes are mapped back to, pixels.
+        page_width: width of that page, pixels.
+        settings: thresholds, unclip ratio, minimum size.
+
+    Returns:
+        The boxes in page pixels, in the order the contours were found.
+
+    """
+    map_h, map_w = prob.shape
+    bitmap: np.ndarray = (prob > settings.thresh).astype(np.uint8)
+    if settings.dilate:
+        bitmap = cv2.dilate(bitmap, np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    scale = np.array([page_width / map_w, page_height / map_h], dtype=np.float32)
+    quads: list[np.ndarray] = []
+    scores: list[float] = []
+    for contour in contours[: settings.max_candidates]:
+        quad, short_side = min_area_quad(contour.reshape(-1, 2))
+        if short_side < settings.min_size:
+            continue
+        score = box_score(prob, quad)
+        if score < settings.box_thresh:
+            continue
+        grown = unclip(quad, settings.unclip_ratio)
+        if grown is None:
+            continue
+        quad, short_side = min_area_quad(grown)
+        if short_side < settings.min_size + 2:
+            continue
+        page_quad = quad * scale
+        page_quad[:, 0] = np.clip(page_quad[:, 0], 0, page_width - 1)
+        page_quad[:, 1] = np.clip(page_quad[:, 1], 0, page_height - 1)
+        quads.append(page_quad)
+        scores.append(score)
+    if not quads:
+        return Detections(np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32))
+    return Detections(np.stack(quads).astype(np.float32), np.asarray(scores, dtype=np.float32))
+
+
+class TextDetector:
+    """DBNet detector: ONNX model plus :func:`boxes_from_probability`.
+
+    Args:
+        model: a loaded DBNet ONNX model (input ``(1, 3, h, w)``, output ``(1, 1, h, w)``).
+        settings: resize limits and post-processing parameters.
+
+    """
+
+    def __init__(self, model: OnnxModel, settings: DetectSettings) -> None:
+        self.model = model
+        self.settings = settings
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Find text boxes on a page ``(H, W, 3)`` uint8 BGR; boxes in that page's pixels."""
+        tensor = detector_input(image, self.settings)
+        prob = self.model.run(tensor)[0, 0]
+        return boxes_from_probability(prob, image.shape[0], image.shape[1], self.settings)

@@ -1,0 +1,177 @@
+"""Page preprocessing with OpenCV: grey/contrast, denoise, small-angle deskew, detector resize.
+
+Every step is a setting (:class:`~ocr_pipeline.settings.PreprocessSettings`); the defaults are the
+ones that measured best on the dev receipts (see docs/models.md). Deskew returns the affine matrix
+it applied so detected boxes can be mapped back to the page as delivered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocr_pipeline.settings import DetectSettings, PreprocessSettings
+
+# ImageNet statistics used by PaddleOCR's DBNet detectors (NormalizeImage in the model's
+# inference.yml), applied to the BGR image as the models were trained.
+DET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
+DET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A preprocessed page and the transform from the delivered page to it."""
+
+    image: np.ndarray
+    """``(H, W, 3)`` uint8 BGR."""
+    affine: np.ndarray
+    """``(2, 3)`` float64 matrix mapping delivered-page pixels to ``image`` pixels."""
+    skew_degrees: float
+    """Rotation removed by deskew, degrees counter-clockwise (0 when off)."""
+
+
+def enhance_contrast(image: np.ndarray, clip_limit: float) -> np.ndarray:
+    """CLAHE on the lightness channel (LAB), 8x8 tiles; ``(H, W, 3)`` uint8 BGR in and out."""
+    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)
+    clahe = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(8, 8))
+    lab[:, :, 0] = clahe.apply(lab[:, :, 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+
+
+def estimate_skew(image: np.ndarray, max_degrees: float) -> float:
+    """Estimate the text skew of a page from its dark strokes.
+
+    The page is binarised (Otsu, inverted), text strokes are smeared into line blobs with a wide
+    closing, and the median angle of the elongated blobs' minimum-area rectangles is returned.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR page.
+        max_degrees: angles beyond +/- this are ignored.
+
+    Returns:
+        Skew in degrees, counter-clockwise positive (0.0 when no evidence).
+
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    scale = min(1.0, 1200.0 / max(grey.shape))
+    if scale < 1.0:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    blobs = cv2.morphologyEx(
+        binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (15, 3))
+    )
+    contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    angles: list[float] = []
+    for contour in contours:
+        rect = cv2.minAreaRect(contour)
+        width, height = rect[1]
+        if min(width, height) < 3 or max(width, height) < 5 * min(width, height):
+            continue
+        corners = cv2.boxPoints(rect)
+        edges = [corners[1] - corners[0], corners[2] - corners[1]]
+        dx, dy = max(edges, key=lambda e: float(np.hypot(e[0], e[1])))
+        # Image y grows downwards: -dy makes counter-clockwise positive.
+        angle = math.degrees(math.atan2(-float(dy), float(dx)))
+        angle = (angle + 90.0) % 180.0 - 90.0  # the long edge has no direction
+        if abs(angle) <= max_degrees:
+            angles.append(angle)
+    if len(angles) < 5:
+        return 0.0
+    return float(np.median(angles))
+
+
+def prepare_page(image: np.ndarray, settings: PreprocessSettings) -> Prepared:
+    """Apply the enabled preprocessing steps.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR page as delivered.
+        settings: which steps to run.
+
+    Returns:
+        The processed page and the affine transform from the input's pixels to it.
+
+    """
+    out = image
+    if settings.grayscale:
+        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if settings.clahe:
+        out = enhance_contrast(out, settings.clahe_clip_limit)
+    if settings.denoise:
+        out = cv2.bilateralFilter(out, d=5, sigmaColor=30, sigmaSpace=5)
+    affine = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    skew = 0.0
+    if settings.deskew:
+        skew = estimate_skew(out, settings.max_deskew_degrees)
+        if abs(skew) >= 0.2:
+            out, affine = rotate_keep_all(out, skew)
+    return Prepared(image=out, affine=affine, skew_degrees=skew)
+
+
+def rotate_keep_all(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate counter-clockwise by ``degrees`` about the centre, growing the canvas to keep corners.
+
+    New corners are filled with the median colour of the page border (the paper).
+
+    Returns:
+        The rotated ``(H', W', 3)`` uint8 BGR image and its ``(2, 3)`` affine.
+
+    """
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(math.cos(math.radians(degrees))), abs(math.sin(math.radians(degrees)))
+    new_w, new_h = int(height * sin + width * cos + 0.5), int(height * cos + width * sin + 0.5)
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    rotated = cv2.warpAffine(
+        image,
+        matrix,
+        (new_w, new_h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=_border_colour(image),
+    )
+    return rotated, matrix
+
+
+def detector_size(height: int, width: int, settings: DetectSettings) -> tuple[int, int]:
+    """Detector input size ``(h, w)`` in pixels, both multiples of 32.
+
+    ``limit_type = "min"`` scales so the shorter side reaches ``limit_side`` (never shrinking);
+    ``"max"`` shrinks so the longer side is at most ``limit_side`` (never growing). Either way the
+    longer side is then capped at ``max_side``.
+    """
+    if settings.limit_type == "min":
+        ratio = max(1.0, settings.limit_side / min(height, width))
+    else:
+        ratio = min(1.0, settings.limit_side / max(height, width))
+    ratio = min(ratio, settings.max_side / max(height, width))
+    new_h = max(32, round(height * ratio / 32) * 32)
+    new_w = max(32, round(width * ratio / 32) * 32)
+    return new_h, new_w
+
+
+def detector_input(image: np.ndarray, settings: DetectSettings) -> np.ndarray:
+    """Resize and normalise a page for DBNet.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 BGR page.
+        settings: size limits.
+
+    Returns:
+        ``(1, 3, h, w)`` float32 tensor, ImageNet-normalised BGR, ``h`` and ``w`` multiples of 32.
+
+    """
+    new_h, new_w = detector_size(image.shape[0], image.shape[1], settings)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    tensor = (resized.astype(np.float32) - DET_MEAN) / DET_STD
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[np.newaxis])
+
+
+def _border_colour(image: np.ndarray) -> tuple[int, int, int]:
+    """Median BGR colour of the outermost pixel ring: the paper colour to fill new corners with."""
+    ring = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    b, g, r = (int(v) for v in np.median(ring, axis=0))
+    return b, g, r

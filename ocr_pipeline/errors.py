@@ -1,0 +1,58 @@
+"""Exit codes and the domain exceptions that carry them.
+
+Every error the pipeline raises on purpose derives from :class:`OcrPipelineError` and carries an
+:class:`ExitCode`; the CLI maps exceptions to codes in one place (the habit of OCRmyPDF's
+``exceptions.py``). Messages name the file or setting at fault and say what to do.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``ocr-pipeline`` command."""
+
+    ok = 0
+    files_failed = 1
+    """At least one input file failed; the others were processed."""
+    bad_args = 2
+    config_error = 3
+    model_error = 4
+    internal_error = 15
+
+
+class OcrPipelineError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.internal_error
+
+
+class ConfigError(OcrPipelineError):
+    """A setting is invalid or inconsistent (raised at start-up, before any file is touched)."""
+
+    exit_code = ExitCode.config_error
+
+
+class ModelError(OcrPipelineError):
+    """A model file is missing, corrupt (sha256 mismatch) or cannot be loaded."""
+
+    exit_code = ExitCode.model_error
+
+
+class InputError(OcrPipelineError):
+    """One input file cannot be processed: the file goes to failed/, the run goes on."""
+
+    exit_code = ExitCode.files_failed
+
+
+class UnsupportedFormatError(InputError):
+    """The file's type is not one the pipeline reads."""
+
+
+class CorruptInputError(InputError):
+    """The file claims a supported type but its bytes cannot be decoded (empty, truncated)."""
+
+
+class InputTooLargeError(InputError):
+    """The file exceeds the byte limit or a page exceeds the pixel limit (decompression bombs)."""

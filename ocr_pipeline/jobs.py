@@ -1,0 +1,85 @@
+"""One job: one input file through decoding and the engine into a :class:`DocumentResult`.
+
+Pure enough to call in-process in tests: it reads the input file and nothing else; writing
+results, moving files and retrying belong to the caller (batch run or daemon).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from ocr_pipeline import __version__
+from ocr_pipeline.documents import DecodeLimits, decode_document, media_type_for
+from ocr_pipeline.engine import Engine
+from ocr_pipeline.errors import InputTooLargeError
+from ocr_pipeline.results import DocumentResult, Source, utc_now
+
+
+def read_input(path: Path, limits: DecodeLimits) -> bytes:
+    """Read a file's bytes, refusing it before reading when it exceeds the byte limit.
+
+    Raises:
+        InputTooLargeError: the file is larger than ``limits.max_bytes``.
+        OSError: the file cannot be read.
+
+    """
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise InputTooLargeError(
+            f"{path.name}: {size} bytes is over the limit of {limits.max_bytes} bytes "
+            "(setting decode.max_bytes); split the document or raise the limit"
+        )
+    return path.read_bytes()
+
+
+def ocr_file(
+    path: Path, engine: Engine, limits: DecodeLimits, relative_path: str
+) -> DocumentResult:
+    """OCR every page of one file.
+
+    Args:
+        path: the input file.
+        engine: a ready engine.
+        limits: decoding limits (bytes, pixels, PDF resolution).
+        relative_path: the path recorded in ``source.relative_path`` (relative to the inbox).
+
+    Returns:
+        The result, pages in document order, ``text`` pages joined by form feeds.
+
+    Raises:
+        InputError: the file is unsupported, corrupt or over a limit (message names the file).
+        OSError: the file cannot be read.
+
+    """
+    started = time.perf_counter()
+    media_type = media_type_for(path.name)
+    data = read_input(path, limits)
+    decode_start = time.perf_counter()
+    pages = decode_document(data, path.name, limits)
+    timings = {"decode": (time.perf_counter() - decode_start) * 1000.0}
+    page_results = []
+    for page in pages:
+        page_ocr = engine.ocr(page.image, index=page.index, rotation=page.rotation)
+        page_results.append(page_ocr.page)
+        for stage, ms in page_ocr.timings_ms.items():
+            timings[stage] = timings.get(stage, 0.0) + ms
+    timings["correct"] = 0.0
+    timings["total"] = (time.perf_counter() - started) * 1000.0
+    source = Source(
+        name=path.name,
+        relative_path=relative_path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+        media_type=media_type,
+    )
+    return DocumentResult(
+        source=source,
+        pages=page_results,
+        text="\f".join(p.text for p in page_results),
+        models=engine.models,
+        timings_ms={k: round(v, 1) for k, v in timings.items()},
+        created_at=utc_now(),
+        pipeline_version=__version__,
+    )

@@ -1,0 +1,172 @@
+"""The result contract (JSON ``schema_version`` "1") and its atomic writers.
+
+``ocr-pipeline schema`` prints the JSON Schema generated from :class:`DocumentResult`. Readers
+never see half a file: outputs go to a temporary name in the destination folder, are fsynced,
+then renamed over the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal["1"] = "1"
+
+Point = tuple[int, int]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class Correction(_Record):
+    """One change the corrector made to a line's raw text."""
+
+    start: int = Field(description="Start offset in raw_text, characters.")
+    end: int = Field(description="End offset (exclusive) in raw_text, characters.")
+    from_: str = Field(alias="from", description="The text that was replaced.")
+    to: str = Field(description="The replacement.")
+    rule: str = Field(description="Which rule made the change (lexicon, confusable, ...).")
+    score: float = Field(description="The rule's confidence in the change, 0..1.")
+
+
+class Line(_Record):
+    """One recognised text line."""
+
+    text: str = Field(description="Final text of the line (after correction).")
+    raw_text: str = Field(description="What the recognizer read, before any correction.")
+    confidence: float = Field(description="Mean character confidence, 0..1.")
+    box: tuple[Point, Point, Point, Point] = Field(
+        description="Corners clockwise from top-left, pixels of the page as delivered."
+    )
+    char_confidences: list[float] = Field(description="Per character of raw_text, 0..1.")
+    corrections: list[Correction] = Field(default_factory=list, description="Changes made.")
+
+
+class Page(_Record):
+    """One page of the input and its lines in reading order."""
+
+    index: int = Field(description="0-based page index in the document.")
+    width: int = Field(description="Page width as delivered, pixels.")
+    height: int = Field(description="Page height as delivered, pixels.")
+    rotation: int = Field(
+        0, description="Clockwise degrees applied to the page while decoding (EXIF, PDF /Rotate)."
+    )
+    skew: float = Field(0.0, description="Skew removed by preprocessing, degrees.")
+    lines: list[Line] = Field(description="Lines in reading order.")
+    text: str = Field(description="Lines joined in reading order (same row by a space).")
+
+
+class Source(_Record):
+    """The input file."""
+
+    name: str = Field(description="File name.")
+    relative_path: str = Field(description="Path relative to the inbox.")
+    sha256: str = Field(description="Hex sha256 of the file's bytes.")
+    bytes: int = Field(description="File size, bytes.")
+    media_type: str = Field(description="Media type chosen from the file name, e.g. image/jpeg.")
+
+
+class ModelRef(_Record):
+    """A model that produced the result."""
+
+    name: str
+    sha256: str
+
+
+class DocumentResult(_Record):
+    """The OCR result of one input file: the JSON written to ``outbox/<stem>.json``."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    source: Source
+    pages: list[Page]
+    text: str = Field(description="All pages' text; pages joined by a form feed (\\f).")
+    models: dict[str, ModelRef] = Field(description="detector, recognizer, classifier.")
+    timings_ms: dict[str, float] = Field(description="Per stage, summed over pages, and total.")
+    created_at: str = Field(description="RFC 3339 UTC time the result was made.")
+    pipeline_version: str
+
+
+def utc_now() -> str:
+    """Current time as RFC 3339 UTC with a ``Z`` suffix, second precision."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def result_schema() -> dict[str, Any]:
+    """JSON Schema of :class:`DocumentResult` (by alias, as serialised)."""
+    return DocumentResult.model_json_schema(by_alias=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one.
+
+    The bytes go to a temporary file in the same folder, are fsynced, then renamed over ``path``;
+    the folder is fsynced so the rename survives a crash.
+
+    Raises:
+        OSError: the folder is not writable or the disk is full (the temporary file is removed).
+
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def result_json(result: DocumentResult) -> bytes:
+    """Serialise a result as UTF-8 JSON (non-ASCII kept, 2-space indent)."""
+    payload = result.model_dump(mode="json", by_alias=True)
+    return (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def write_result(result: DocumentResult, outbox: Path, stem: str) -> tuple[Path, Path]:
+    """Write ``<stem>.txt`` then ``<stem>.json`` atomically into ``outbox``.
+
+    The JSON comes last so a program that waits for it finds the TXT already there.
+
+    Returns:
+        The JSON and TXT paths.
+
+    """
+    json_path = outbox / f"{stem}.json"
+    txt_path = outbox / f"{stem}.txt"
+    atomic_write_bytes(txt_path, (result.text + "\n").encode("utf-8"))
+    atomic_write_bytes(json_path, result_json(result))
+    return json_path, txt_path
+
+
+class ErrorReport(_Record):
+    """Why one input failed: written as ``<name>.error.json`` beside where its result would be."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    source: str = Field(description="Path of the input relative to the inbox.")
+    error_type: str = Field(description="Exception class, e.g. CorruptInputError.")
+    message: str = Field(description="What went wrong and what to do; names the file.")
+    traceback: list[str] = Field(description="Last frames of the traceback, innermost last.")
+    attempts: int = Field(1, description="How many times the file was tried.")
+    failed_at: str = Field(description="RFC 3339 UTC time of the failure.")
+    pipeline_version: str
+
+
+def write_error_report(report: ErrorReport, path: Path) -> None:
+    """Write an error report atomically as UTF-8 JSON."""
+    payload = report.model_dump(mode="json")
+    atomic_write_bytes(path, (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode())

@@ -1,0 +1,219 @@
+"""Settings: defaults < ``config/ocr-pipeline.toml`` < ``OCR_PIPELINE_*`` environment < CLI flags.
+
+Nested sections map to TOML tables (``[detect]``) and to environment variables with a double
+underscore (``OCR_PIPELINE_DETECT__BOX_THRESH=0.5``). An invalid value is refused at start-up by
+:func:`load_settings` with a :class:`~ocr_pipeline.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ocr_pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The source tree's root (the package is installed editable from it)."""
+
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "ocr-pipeline.toml"
+CONFIG_ENV_VAR = "OCR_PIPELINE_CONFIG"
+
+_config_file: ContextVar[Path | None] = ContextVar("ocr_pipeline_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecodeSettings(_Section):
+    """Limits and options for decoding input files into pages."""
+
+    max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Largest input file, bytes.")
+    max_pixels: int = Field(
+        100_000_000, gt=0, description="Largest page, pixels (width x height); bombs are refused."
+    )
+    pdf_dpi: int = Field(300, ge=36, le=1200, description="PDF render resolution, dots per inch.")
+
+
+class PreprocessSettings(_Section):
+    """OpenCV preprocessing applied to each page before detection (each step can be switched)."""
+
+    grayscale: bool = Field(False, description="Convert to grey (kept as 3 channels).")
+    clahe: bool = Field(False, description="Contrast-limited adaptive histogram equalisation.")
+    clahe_clip_limit: float = Field(2.0, gt=0, description="CLAHE clip limit.")
+    denoise: bool = Field(False, description="Edge-preserving bilateral denoise.")
+    deskew: bool = Field(False, description="Straighten small skews measured from text lines.")
+    max_deskew_degrees: float = Field(
+        5.0, ge=0, le=15, description="Largest skew corrected by deskew, degrees."
+    )
+
+
+class DetectSettings(_Section):
+    """DBNet text detection and its post-processing (PaddleOCR's DBPostProcess parameters)."""
+
+    model: str = Field("ppocrv6-small-det", description="Detector name in models/models.toml.")
+    limit_side: int = Field(736, ge=32, description="Side limit of the detector input, pixels.")
+    limit_type: Literal["max", "min"] = Field(
+        "min", description="min: grow the shorter side to limit_side; max: shrink the longer side."
+    )
+    max_side: int = Field(2000, ge=64, description="Cap on the detector input's longer side, px.")
+    thresh: float = Field(0.3, gt=0, lt=1, description="Probability-map binarisation threshold.")
+    box_thresh: float = Field(0.6, gt=0, lt=1, description="Minimum mean probability of a box.")
+    unclip_ratio: float = Field(1.5, gt=0, description="DBNet unclip ratio (polygon offset).")
+    min_size: int = Field(3, ge=1, description="Smallest box side kept, detector pixels.")
+    max_candidates: int = Field(1000, ge=1, description="Most contours examined per page.")
+    dilate: bool = Field(False, description="Dilate the binary map by 2x2 before contours.")
+
+
+class ClassifySettings(_Section):
+    """Text-line 0/180-degree orientation classifier."""
+
+    enabled: bool = Field(True, description="Run the line orientation classifier.")
+    model: str = Field("ppocr-mobile-v2-cls", description="Classifier name in models.toml.")
+    threshold: float = Field(0.9, gt=0, le=1, description="Flip a line only above this score.")
+    batch_size: int = Field(16, ge=1, description="Lines per classifier batch.")
+
+
+class RecognizeSettings(_Section):
+    """CTC text recognition."""
+
+    model: str = Field("ppocrv6-small-rec", description="Recognizer name in models.toml.")
+    batch_size: int = Field(8, ge=1, description="Lines per recognizer batch (sorted by width).")
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="Lines whose mean confidence is below this are dropped."
+    )
+    max_width: int = Field(3200, ge=64, description="Widest recognizer input, pixels.")
+
+
+class LayoutSettings(_Section):
+    """Reading order."""
+
+    row_overlap: float = Field(
+        0.5, gt=0, le=1, description="Vertical overlap (share of the lower box height) for a row."
+    )
+
+
+class RuntimeSettings(_Section):
+    """ONNX Runtime session options."""
+
+    intra_op_threads: int = Field(0, ge=0, description="Threads per session (0: all cores).")
+    inter_op_threads: int = Field(1, ge=1, description="Threads across graph nodes.")
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        "all", description="ONNX Runtime graph optimisation level."
+    )
+    memory_arena: bool = Field(True, description="Use ONNX Runtime's CPU memory arena.")
+
+
+class ModelStoreSettings(_Section):
+    """Where models live."""
+
+    dir: Path = Field(PROJECT_ROOT / "models", description="Folder of fetched model files.")
+    registry: Path | None = Field(
+        None, description="Model registry TOML (default: DIR/models.toml)."
+    )
+
+    @property
+    def registry_file(self) -> Path:
+        """The registry TOML path: ``registry`` if set, else ``dir/models.toml``."""
+        return self.registry if self.registry is not None else self.dir / "models.toml"
+
+
+class LogSettings(_Section):
+    """Operational log (stderr)."""
+
+    format: Literal["console", "json"] = Field("console", description="Log line format.")
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+
+class Settings(BaseSettings):
+    """All settings of ocr-pipeline, one section per concern."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OCR_PIPELINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    inbox: Path = Field(Path("inbox"), description="Folder scans are dropped into.")
+    outbox: Path = Field(Path("outbox"), description="Folder results are written to.")
+    decode: DecodeSettings = DecodeSettings()
+    preprocess: PreprocessSettings = PreprocessSettings()
+    detect: DetectSettings = DetectSettings()
+    classify: ClassifySettings = ClassifySettings()
+    recognize: RecognizeSettings = RecognizeSettings()
+    layout: LayoutSettings = LayoutSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    models: ModelStoreSettings = ModelStoreSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: CLI (init) > environment > TOML file > defaults."""
+        config_file = _config_file.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def resolve_config_file(explicit: Path | None) -> Path | None:
+    """Pick the TOML file: the explicit path, else ``$OCR_PIPELINE_CONFIG``, else the default.
+
+    Raises:
+        ConfigError: an explicitly named file (argument or environment) does not exist.
+
+    """
+    named = explicit or (
+        Path(os.environ[CONFIG_ENV_VAR]) if os.environ.get(CONFIG_ENV_VAR) else None
+    )
+    if named is not None:
+        if not named.is_file():
+            raise ConfigError(
+                f"config file {named} does not exist; pass an existing file with --config "
+                f"or unset {CONFIG_ENV_VAR}"
+            )
+        return named
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate the settings.
+
+    Args:
+        config_file: TOML file to read; ``None`` uses :func:`resolve_config_file`'s choice.
+        **overrides: values from the command line, highest priority (nested sections as dicts).
+
+    Raises:
+        ConfigError: a value is invalid; the message names the key and the source file.
+
+    """
+    chosen = resolve_config_file(config_file)
+    token = _config_file.set(chosen)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        source = f" (config file {chosen}, OCR_PIPELINE_* environment or flags)" if chosen else ""
+        raise ConfigError(f"invalid settings{source}: {problems}") from exc
+    finally:
+        _config_file.reset(token)

