@@ -48,5 +48,5 @@ def group_rows(quads: np.ndarray, min_overlap: float) -> list[list[int]]:
 
 
 def page_text(rows: list[list[int]], texts: list[str]) -> str:
-    """Join line texts: boxes on one row by a space, rows by ``\\n``."""
+    r"""Join line texts: boxes on one row by a space, rows by ``\n``."""
     return "\n".join(" ".join(texts[i] for i in row) for row in rows)
