@@ -1,0 +1,138 @@
+"""Accuracy, speed and memory of each registered det/rec model pair on a ground-truth folder.
+
+For every pair, a fresh worker process loads the engine once (so peak RSS is that pair's alone),
+OCRs every page of the data set (after one warm-up page) with ONNX Runtime on all cores, and
+reports corpus CER (whitespace-free, case-folded, reading order), order-free word F1 and
+character F1 (case-folded), seconds per page, model load time and peak RSS. Prints a Markdown
+table and writes JSON.
+
+    .venv/bin/python benchmarks/bench_models.py                      # all pairs, sroie-dev
+    .venv/bin/python benchmarks/bench_models.py --pairs ppocrv6-small --set detect.box_thresh=0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO.parent / "shared" / "data" / "sroie-dev"
+PAIRS = {
+    "ppocrv4": ("ppocrv4-det", "ppocrv4-rec"),
+    "ppocrv5": ("ppocrv5-det", "ppocrv5-rec"),
+    "ppocrv6-tiny": ("ppocrv6-tiny-det", "ppocrv6-tiny-rec"),
+    "ppocrv6-small": ("ppocrv6-small-det", "ppocrv6-small-rec"),
+}
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """Turn ``section.key=value`` strings into nested override dicts (values parsed as JSON)."""
+    overrides: dict[str, Any] = {}
+    for item in assignments:
+        key, _, raw = item.partition("=")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        target = overrides
+        *sections, leaf = key.split(".")
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[leaf] = value
+    return overrides
+
+
+def measure(dataset: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Run in the worker process: load the engine, OCR every page, return the figures."""
+    import cv2
+
+    from ocr_pipeline.engine import Engine
+    from ocr_pipeline.evaluation import Score, load_ground_truth
+    from ocr_pipeline.settings import load_settings
+
+    start = time.perf_counter()
+    engine = Engine.from_settings(load_settings(**overrides))
+    load_seconds = time.perf_counter() - start
+    pages = load_ground_truth(dataset)
+    images = [cv2.imread(str(page.image), cv2.IMREAD_COLOR) for page in pages]
+    engine.ocr(images[0])  # warm-up: first-run allocations and graph set-up
+    score = Score()
+    per_page: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for page, image in zip(pages, images, strict=True):
+        text = engine.ocr(image).page.text
+        score.add(text, page.text)
+        one = Score()
+        one.add(text, page.text)
+        per_page.append({"image": page.image.name, "cer": round(one.cer, 4)})
+    seconds = time.perf_counter() - start
+    return {
+        "pages": score.pages,
+        "cer": round(score.cer, 4),
+        "word_f1": round(score.word_f1, 4),
+        "char_f1": round(score.char_f1, 4),
+        "seconds_per_page": round(seconds / score.pages, 3),
+        "load_seconds": round(load_seconds, 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "per_page": per_page,
+    }
+
+
+def run_pair(name: str, dataset: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """Measure one pair in a fresh interpreter and return its figures."""
+    det, rec = PAIRS[name]
+    overrides = json.loads(json.dumps(extra))
+    overrides.setdefault("detect", {})["model"] = det
+    overrides.setdefault("recognize", {})["model"] = rec
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(overrides), "--dataset", str(dataset)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"pair": name, "detector": det, "recognizer": rec, **figures}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the measured pairs."""
+    head = "| pair | word F1 | CER | char F1 | s/page | load s | peak RSS MiB |"
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(
+            f"| {r['pair']} | {r['word_f1']:.4f} | {r['cer']:.4f} | {r['char_f1']:.4f} | "
+            f"{r['seconds_per_page']:.3f} | {r['load_seconds']:.2f} | {r['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--pairs", nargs="*", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--set", dest="assignments", action="append", default=[])
+    parser.add_argument(
+        "--json", type=Path, default=REPO / "benchmarks" / "results" / "models.json"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        print(json.dumps(measure(args.dataset, json.loads(args.worker))))
+        return
+    extra = parse_assignments(args.assignments)
+    rows = [run_pair(name, args.dataset, extra) for name in args.pairs]
+    print(f"dataset: {args.dataset} ({rows[0]['pages']} pages); overrides: {extra or 'none'}")
+    print(table(rows))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"overrides": extra, "results": rows}, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
