@@ -1,0 +1,27 @@
+"""The README's demo scans (examples/) read correctly: bilingual receipt and Chinese notice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from ocr_pipeline.engine import Engine
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _squash(text: str) -> str:
+    return "".join(text.casefold().split())
+
+
+@pytest.mark.parametrize("name", ["receipt-bilingual", "notice-zh"])
+def test_example_scan_reads_like_its_ground_truth(engine: Engine, name: str) -> None:
+    image = cv2.imread(str(EXAMPLES / f"{name}.jpg"), cv2.IMREAD_COLOR)
+    reference = _squash((EXAMPLES / f"{name}.gt.txt").read_text(encoding="utf-8"))
+    text = engine.ocr(image).page.text
+    assert Levenshtein.distance(_squash(text), reference) / len(reference) < 0.03
+    first_line = (EXAMPLES / f"{name}.gt.txt").read_text(encoding="utf-8").splitlines()[0]
+    assert text.splitlines()[0] == first_line
