@@ -93,6 +93,11 @@ class RecognizeSettings(_Section):
         0.5, ge=0, le=1, description="Lines whose mean confidence is below this are dropped."
     )
     max_width: int = Field(3200, ge=64, description="Widest recognizer input, pixels.")
+    space_gap: float = Field(
+        0.5,
+        ge=0,
+        description="Insert a missed space at blank gaps this wide (x line height; 0: off).",
+    )
 
 
 class LayoutSettings(_Section):

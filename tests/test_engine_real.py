@@ -131,3 +131,25 @@ def test_boxes_are_in_delivered_page_pixels_after_deskew(engine: Engine) -> None
     ys = [p[1] for p in total.box]
     # The box corners follow the tilted text: the right end sits higher than the left.
     assert ys[1] < ys[0]
+
+
+def test_recognizer_keeps_the_visible_space_before_a_colon(
+    engine: Engine, sroie_gt: list[dict[str, object]]
+) -> None:
+    crops, texts = _gt_crops(sroie_gt[0], dev_image(0))
+    index = texts.index("DOCUMENT NO : TD01167104")
+    [reading] = engine.recognizer.recognize([crops[index]])
+    assert reading.text.casefold() == "document no : td01167104"
+    assert len(reading.char_confidences) == len(reading.text)
+
+
+def test_rows_survive_a_skewed_page(sroie_gt: list[dict[str, object]]) -> None:
+    from ocr_pipeline.engine.layout import group_rows
+
+    for record in sroie_gt[:10]:
+        quads = np.array([line["box"] for line in record["lines"]], dtype=np.float32)  # type: ignore[attr-defined]
+        upright = group_rows(quads, 0.5)
+        for degrees in (-4.0, 4.0):
+            turn = cv2.getRotationMatrix2D((0.0, 0.0), degrees, 1.0)
+            tilted = quads @ turn[:, :2].T.astype(np.float32)
+            assert group_rows(tilted, 0.5) == upright, (record["image"], degrees)

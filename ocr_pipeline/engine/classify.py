@@ -14,22 +14,23 @@ CLS_SHAPE = (48, 192)
 """Classifier input ``(height, width)`` in pixels (PP-OCR ``ch_ppocr_mobile_v2.0_cls``)."""
 
 
-def normalize_line(crop: np.ndarray, height: int, width: int, max_width: int) -> np.ndarray:
-    """Resize a line crop to ``height`` keeping aspect, scale to [-1, 1], pad right with zeros.
+def resize_line(crop: np.ndarray, height: int, max_width: int) -> np.ndarray:
+    """Resize a line crop ``(h, w, 3)`` uint8 BGR to ``height`` keeping its aspect ratio.
 
-    Args:
-        crop: ``(h, w, 3)`` uint8 BGR line image.
-        height: target height, pixels.
-        width: padded width of the output, pixels.
-        max_width: the resized line is at most this wide (it is squeezed beyond).
-
-    Returns:
-        ``(3, height, width)`` float32, channels-first BGR.
-
+    The result is at most ``max_width`` pixels wide (wider lines are squeezed).
     """
     h, w = crop.shape[:2]
-    new_w = min(max_width, width, max(1, math.ceil(height * w / max(h, 1))))
-    resized = cv2.resize(crop, (new_w, height), interpolation=cv2.INTER_LINEAR)
+    new_w = min(max_width, max(1, math.ceil(height * w / max(h, 1))))
+    return cv2.resize(crop, (new_w, height), interpolation=cv2.INTER_LINEAR)
+
+
+def line_tensor(resized: np.ndarray, width: int) -> np.ndarray:
+    """Scale a resized line ``(height, w, 3)`` uint8 BGR to [-1, 1] and pad right with zeros.
+
+    Returns:
+        ``(3, height, width)`` float32, channels-first BGR (``w <= width``).
+    """
+    height, new_w = resized.shape[:2]
     out = np.zeros((3, height, width), dtype=np.float32)
     out[:, :, :new_w] = resized.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
     return out
@@ -55,7 +56,7 @@ class LineOrientationClassifier:
         flipped = np.zeros(len(crops), dtype=np.float32)
         for start in range(0, len(crops), self.settings.batch_size):
             chunk = crops[start : start + self.settings.batch_size]
-            batch = np.stack([normalize_line(c, height, width, width) for c in chunk])
+            batch = np.stack([line_tensor(resize_line(c, height, width), width) for c in chunk])
             flipped[start : start + len(chunk)] = self.model.run(batch)[:, 1]
         return flipped
 

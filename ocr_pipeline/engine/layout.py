@@ -6,45 +6,103 @@ block analysis for multi-column pages builds on it in a later stage.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
-def group_rows(quads: np.ndarray, min_overlap: float) -> list[list[int]]:
+@dataclass(frozen=True)
+class LineGeometry:
+    """Per-box measures used for row grouping, all ``(N,)`` float64 in page pixels."""
+
+    centre_x: np.ndarray
+    centre_y: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    height: np.ndarray
+    """Height across the line (the quad's side length), not the axis-aligned extent."""
+    width: np.ndarray
+    slope: np.ndarray
+    """dy/dx of the top edge."""
+
+    @classmethod
+    def of(cls, quads: np.ndarray) -> LineGeometry:
+        """Measure ``(N, 4, 2)`` quads, corners clockwise from top-left."""
+        q = quads.astype(np.float64)
+        top = q[:, 1] - q[:, 0]
+        side = q[:, 3] - q[:, 0]
+        width = np.hypot(top[:, 0], top[:, 1])
+        slope = np.where(
+            np.abs(top[:, 0]) > 1e-6, top[:, 1] / np.maximum(np.abs(top[:, 0]), 1e-6), 0
+        )
+        return cls(
+            centre_x=q[:, :, 0].mean(axis=1),
+            centre_y=q[:, :, 1].mean(axis=1),
+            left=q[:, :, 0].min(axis=1),
+            right=q[:, :, 0].max(axis=1),
+            height=np.maximum(np.hypot(side[:, 0], side[:, 1]), 1.0),
+            width=width,
+            slope=slope,
+        )
+
+    def offset(self, i: int, j: int) -> float:
+        """Distance of box ``i``'s centre from box ``j``'s centre line, in smaller heights.
+
+        The line's slope is the wider box's: short boxes tilt at random.
+        """
+        slope = self.slope[j] if self.width[j] >= self.width[i] else self.slope[i]
+        predicted = self.centre_y[j] + slope * (self.centre_x[i] - self.centre_x[j])
+        return float(abs(self.centre_y[i] - predicted) / min(self.height[i], self.height[j]))
+
+
+def group_rows(quads: np.ndarray, min_overlap: float, lookback: int = 4) -> list[list[int]]:
     """Group boxes into visual rows and order them.
 
-    A box joins the row above it when their vertical extents overlap by at least ``min_overlap``
-    times the smaller of the two heights (the row's extent is the mean of its members'); boxes
-    are visited by their vertical centre, so rows come out top to bottom.
+    Boxes are visited top to bottom by centre. A box joins one of the last ``lookback`` rows
+    when its centre lies on the centre line of that row's horizontally nearest member, within
+    ``1 - min_overlap`` of the smaller line height (for two lines of equal height, that is a
+    vertical overlap of at least ``min_overlap``). The centre line follows the wider box's own
+    slope, so skewed or curved photos of receipts keep their rows apart; among several fitting
+    rows the closest wins. Rows are then ordered by their height on the page measured along
+    the page's median text slope.
 
     Args:
-        quads: ``(N, 4, 2)`` float32 boxes in page pixels.
-        min_overlap: share of the smaller height that must overlap, 0..1.
+        quads: ``(N, 4, 2)`` float32 boxes in page pixels, corners clockwise from top-left.
+        min_overlap: required overlap as a share of the smaller height, 0..1.
+        lookback: how many of the most recent rows a box may join.
 
     Returns:
         Rows top to bottom, each a list of box indices left to right.
-
     """
     if len(quads) == 0:
         return []
-    tops = quads[:, :, 1].min(axis=1)
-    bottoms = quads[:, :, 1].max(axis=1)
-    lefts = quads[:, :, 0].min(axis=1)
-    centres = (tops + bottoms) / 2
+    geometry = LineGeometry.of(quads)
+    limit = 1.0 - min_overlap
     rows: list[list[int]] = []
-    row_top = row_bottom = 0.0
-    for index in np.argsort(centres, kind="stable"):
+    for index in np.argsort(geometry.centre_y, kind="stable"):
         i = int(index)
-        height = bottoms[i] - tops[i]
-        if rows:
-            overlap = min(bottoms[i], row_bottom) - max(tops[i], row_top)
-            if overlap >= min_overlap * min(height, row_bottom - row_top):
-                rows[-1].append(i)
-                row_top = float(np.mean(tops[rows[-1]]))
-                row_bottom = float(np.mean(bottoms[rows[-1]]))
-                continue
-        rows.append([i])
-        row_top, row_bottom = float(tops[i]), float(bottoms[i])
-    return [sorted(row, key=lambda j: float(lefts[j])) for row in rows]
+        best_row, best_offset = -1, limit
+        for r in range(max(0, len(rows) - lookback), len(rows)):
+            nearest = min(rows[r], key=lambda j: _horizontal_gap(geometry, i, j))
+            offset = geometry.offset(i, nearest)
+            if offset <= best_offset:
+                best_row, best_offset = r, offset
+        if best_row >= 0:
+            rows[best_row].append(i)
+        else:
+            rows.append([i])
+    wide = geometry.width > 2 * geometry.height
+    page_slope = float(np.median(geometry.slope[wide])) if wide.any() else 0.0
+    levels = geometry.centre_y - page_slope * geometry.centre_x
+    rows.sort(key=lambda row: float(np.mean(levels[row])))
+    return [sorted(row, key=lambda j: float(geometry.left[j])) for row in rows]
+
+
+def _horizontal_gap(geometry: LineGeometry, i: int, j: int) -> float:
+    """Pixels between the x ranges of boxes ``i`` and ``j`` (0 when they overlap)."""
+    return float(
+        max(0.0, geometry.left[i] - geometry.right[j], geometry.left[j] - geometry.right[i])
+    )
 
 
 def page_text(rows: list[list[int]], texts: list[str]) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from ocr_pipeline.engine.classify import normalize_line
+from ocr_pipeline.engine.classify import line_tensor, resize_line
 from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.errors import ModelError
 from ocr_pipeline.settings import RecognizeSettings
@@ -29,6 +30,8 @@ class Recognized:
     text: str
     char_confidences: tuple[float, ...]
     """Per emitted character, the CTC frame probability, 0..1."""
+    char_frames: tuple[int, ...] = ()
+    """Per emitted character, the index of its first CTC frame (time step)."""
 
     @property
     def confidence(self) -> float:
@@ -85,9 +88,77 @@ def ctc_greedy_decode(probs: np.ndarray, charset: list[str]) -> list[Recognized]
             Recognized(
                 text="".join(charset[i] for i in indices),
                 char_confidences=tuple(round(float(p), 4) for p in row_prob[keep]),
+                char_frames=tuple(int(t) for t in np.flatnonzero(keep)),
             )
         )
     return results
+
+
+def blank_runs(line_grey: np.ndarray, min_width: float) -> list[tuple[int, int]]:
+    """Column ranges without ink in a text-line image.
+
+    Ink is Otsu-binarised dark pixels in the middle 70% of the height (so neighbouring lines'
+    ascenders and descenders do not count).
+
+    Args:
+        line_grey: ``(h, w)`` uint8 grey line image, text dark on light.
+        min_width: shortest run reported, pixels.
+
+    Returns:
+        ``[start, end)`` column ranges, left to right.
+    """
+    height = line_grey.shape[0]
+    band = line_grey[int(height * 0.15) : max(int(height * 0.85), 1)]
+    _, ink = cv2.threshold(band, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    empty = np.concatenate([[False], ink.sum(axis=0) == 0, [False]])
+    edges = np.flatnonzero(np.diff(empty.astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a >= min_width]
+
+
+def insert_visible_spaces(
+    reading: Recognized, line_grey: np.ndarray, stride: float, min_gap: float
+) -> Recognized:
+    """Add the spaces the recognizer missed where the image shows a wide blank gap.
+
+    PP-OCR recognizers often drop the space before punctuation ("No : 12" read as "No: 12").
+    Between two consecutive non-space characters, a space is inserted when a run of ink-free
+    columns at least ``min_gap`` times the line height lies between their CTC frames. The
+    inserted space's confidence is the mean of its neighbours'.
+
+    Args:
+        reading: the decoded line, with ``char_frames``.
+        line_grey: ``(h, w)`` uint8 grey line image as fed to the model (before padding).
+        stride: input pixels per CTC frame (padded input width / number of frames).
+        min_gap: gap threshold, as a fraction of the line height.
+
+    Returns:
+        The reading with spaces added (the same object when none were).
+    """
+    if len(reading.text) < 2 or len(reading.char_frames) != len(reading.text):
+        return reading
+    runs = blank_runs(line_grey, min_gap * line_grey.shape[0])
+    if not runs:
+        return reading
+    centres = [(t + 0.5) * stride for t in reading.char_frames]
+    text, confidences, frames = [reading.text[0]], [reading.char_confidences[0]], [centres[0]]
+    for k in range(1, len(reading.text)):
+        left, right = reading.text[k - 1], reading.text[k]
+        if (
+            left != " "
+            and right != " "
+            and any(centres[k - 1] < a and b < centres[k] + stride for a, b in runs)
+        ):
+            text.append(" ")
+            pair = reading.char_confidences[k - 1 : k + 1]
+            confidences.append(round(float(np.mean(pair)), 4))
+            frames.append(centres[k])
+        text.append(right)
+        confidences.append(reading.char_confidences[k])
+        frames.append(centres[k])
+    if len(text) == len(reading.text):
+        return reading
+    return Recognized("".join(text), tuple(confidences), tuple(int(x / stride) for x in frames))
 
 
 class TextRecognizer:
@@ -123,13 +194,13 @@ class TextRecognizer:
             chunk = order[start : start + self.settings.batch_size]
             widest = max(BASE_WIDTH_RATIO, max(ratios[i] for i in chunk))
             width = min(self.settings.max_width, int(np.ceil(self.height * widest)))
-            batch = np.stack(
-                [
-                    normalize_line(crops[i], self.height, width, self.settings.max_width)
-                    for i in chunk
-                ]
-            )
-            probs = self.model.run(batch)
-            for index, result in zip(chunk, ctc_greedy_decode(probs, self.charset), strict=True):
-                results[int(index)] = result
+            resized = [resize_line(crops[i], self.height, width) for i in chunk]
+            probs = self.model.run(np.stack([line_tensor(line, width) for line in resized]))
+            stride = width / probs.shape[1]
+            readings = ctc_greedy_decode(probs, self.charset)
+            for index, line, reading in zip(chunk, resized, readings, strict=True):
+                if self.settings.space_gap > 0:
+                    grey = cv2.cvtColor(line, cv2.COLOR_BGR2GRAY)
+                    reading = insert_visible_spaces(reading, grey, stride, self.settings.space_gap)
+                results[int(index)] = reading
         return [r for r in results if r is not None]
