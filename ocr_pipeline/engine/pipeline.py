@@ -164,6 +164,8 @@ class Engine:
         with timer.stage("layout"):
             inverse = _invert_affine(prepared.affine)
             quads = transform_quads(detections.quads, inverse)
+            np.clip(quads[:, :, 0], 0, image.shape[1] - 1, out=quads[:, :, 0])
+            np.clip(quads[:, :, 1], 0, image.shape[0] - 1, out=quads[:, :, 1])
             keep = [
                 i
                 for i, r in enumerate(readings)
