@@ -25,3 +25,10 @@ def test_example_scan_reads_like_its_ground_truth(engine: Engine, name: str) -> 
     assert Levenshtein.distance(_squash(text), reference) / len(reference) < 0.03
     first_line = (EXAMPLES / f"{name}.gt.txt").read_text(encoding="utf-8").splitlines()[0]
     assert text.splitlines()[0] == first_line
+
+
+def test_no_spaces_are_added_around_chinese_punctuation(engine: Engine) -> None:
+    image = cv2.imread(str(EXAMPLES / "notice-zh.jpg"), cv2.IMREAD_COLOR)
+    text = engine.ocr(image).page.text
+    for mark in "，、：。":
+        assert f"{mark} " not in text and f" {mark}" not in text, mark

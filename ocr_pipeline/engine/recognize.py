@@ -8,6 +8,7 @@ Class 0 is the CTC blank, classes 1..N the dictionary, class N+1 the space.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def insert_visible_spaces(
     """Add the spaces the recognizer missed where the image shows a wide blank gap.
 
     PP-OCR recognizers often drop the space before punctuation ("No : 12" read as "No: 12").
-    Between two consecutive non-space characters, a space is inserted when a run of ink-free
+    Between two consecutive non-space characters, neither of them East Asian wide (Chinese puts
+    no spaces around its characters, and its full-width punctuation carries its own blank half),
+    a space is inserted when a run of ink-free
     columns at least ``min_gap`` times the line height lies between their CTC frames. The
     inserted space's confidence is the mean of its neighbours'.
 
@@ -147,6 +150,7 @@ def insert_visible_spaces(
         if (
             left != " "
             and right != " "
+            and not (_is_wide(left) or _is_wide(right))
             and any(centres[k - 1] < a and b < centres[k] + stride for a, b in runs)
         ):
             text.append(" ")
@@ -159,6 +163,11 @@ def insert_visible_spaces(
     if len(text) == len(reading.text):
         return reading
     return Recognized("".join(text), tuple(confidences), tuple(int(x / stride) for x in frames))
+
+
+def _is_wide(char: str) -> bool:
+    """Whether a character is East Asian wide or full-width (CJK ideographs, ``，``, ``、``)."""
+    return unicodedata.east_asian_width(char) in ("W", "F")
 
 
 class TextRecognizer:
