@@ -104,14 +104,23 @@ def decode_document(data: bytes, name: str, limits: DecodeLimits | None = None) 
     media_type = media_type_for(name)
     if not data:
         raise CorruptInputError(f"{name} is empty (0 bytes); drop the complete file again")
-    if len(data) > limits.max_bytes:
-        raise InputTooLargeError(
-            f"{name}: {len(data)} bytes is over the limit of {limits.max_bytes} bytes "
-            "(setting decode.max_bytes); split the document or raise the limit"
-        )
+    check_byte_limit(name, len(data), limits)
     if media_type == "application/pdf":
         return list(_pdf_pages(data, name, limits))
     return list(_image_pages(data, name, media_type, limits))
+
+
+def check_byte_limit(name: str, size: int, limits: DecodeLimits) -> None:
+    """Refuse a file of ``size`` bytes over ``limits.max_bytes``.
+
+    Raises:
+        InputTooLargeError: naming the file, its size, the limit and the setting.
+    """
+    if size > limits.max_bytes:
+        raise InputTooLargeError(
+            f"{name}: {size} bytes is over the limit of {limits.max_bytes} bytes "
+            "(setting decode.max_bytes); split the document or raise the limit"
+        )
 
 
 def _check_pixels(name: str, width: int, height: int, limits: DecodeLimits, page: int) -> None:

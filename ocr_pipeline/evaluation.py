@@ -40,7 +40,7 @@ class Score:
 
     def add(self, prediction: str, reference: str) -> None:
         """Score one page's predicted text against its reference text."""
-        pred, ref = _squash(prediction), _squash(reference)
+        pred, ref = squash(prediction), squash(reference)
         self.edits += Levenshtein.distance(pred, ref)
         self.ref_chars += len(ref)
         pred_words, ref_words = (
@@ -70,7 +70,8 @@ class Score:
         return _f1(self.char_hits, self.pred_chars, self.ref_chars)
 
 
-def _squash(text: str) -> str:
+def squash(text: str) -> str:
+    """Case-fold and drop all whitespace: the form CER is computed on."""
     return "".join(text.casefold().split())
 
 

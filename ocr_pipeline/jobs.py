@@ -11,9 +11,13 @@ import time
 from pathlib import Path
 
 from ocr_pipeline import __version__
-from ocr_pipeline.documents import DecodeLimits, decode_document, media_type_for
+from ocr_pipeline.documents import (
+    DecodeLimits,
+    check_byte_limit,
+    decode_document,
+    media_type_for,
+)
 from ocr_pipeline.engine import Engine
-from ocr_pipeline.errors import InputTooLargeError
 from ocr_pipeline.results import DocumentResult, Source, utc_now
 
 
@@ -25,12 +29,7 @@ def read_input(path: Path, limits: DecodeLimits) -> bytes:
         OSError: the file cannot be read.
 
     """
-    size = path.stat().st_size
-    if size > limits.max_bytes:
-        raise InputTooLargeError(
-            f"{path.name}: {size} bytes is over the limit of {limits.max_bytes} bytes "
-            "(setting decode.max_bytes); split the document or raise the limit"
-        )
+    check_byte_limit(path.name, path.stat().st_size, limits)
     return path.read_bytes()
 
 

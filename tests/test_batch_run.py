@@ -13,11 +13,8 @@ from rapidfuzz.distance import Levenshtein
 
 from ocr_pipeline.batch import discover_inputs, is_ignored, output_stem
 from ocr_pipeline.cli import main
+from ocr_pipeline.evaluation import squash
 from tests.conftest import SROIE_DEV
-
-
-def _squash(text: str) -> str:
-    return "".join(text.casefold().split())
 
 
 def _gt_text(number: int) -> str:
@@ -29,7 +26,7 @@ def _gt_text(number: int) -> str:
 
 
 def _cer(prediction: str, reference: str) -> float:
-    return Levenshtein.distance(_squash(prediction), _squash(reference)) / len(_squash(reference))
+    return Levenshtein.distance(squash(prediction), squash(reference)) / len(squash(reference))
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +142,16 @@ def test_discover_skips_hidden_folders(tmp_path: Path) -> None:
     (tmp_path / ".work" / "x.jpg").write_bytes(b"x")
     (tmp_path / "y.jpg").write_bytes(b"y")
     assert discover_inputs(tmp_path) == [tmp_path / "y.jpg"]
+
+
+def test_byte_limit_refuses_a_large_file_before_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    shutil.copyfile(SROIE_DEV / "images" / "023.jpg", inbox / "big.jpg")
+    monkeypatch.setenv("OCR_PIPELINE_DECODE__MAX_BYTES", "100000")
+    assert main(["run", str(inbox), str(outbox)]) == 1
+    report = json.loads((outbox / "big.jpg.error.json").read_text(encoding="utf-8"))
+    assert report["error_type"] == "InputTooLargeError"
+    assert "big.jpg" in report["message"] and "decode.max_bytes" in report["message"]

@@ -8,6 +8,7 @@ from rapidfuzz.distance import Levenshtein
 
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.engine.preprocess import estimate_skew, prepare_page, rotate_keep_all
+from ocr_pipeline.evaluation import squash
 from ocr_pipeline.settings import PreprocessSettings, load_settings
 from tests.conftest import dev_image
 
@@ -23,10 +24,6 @@ def _gt_crops(record: dict[str, object], image: np.ndarray) -> tuple[list[np.nda
         crops.append(image[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2])
         texts.append(str(line["text"]))
     return crops, texts
-
-
-def _squash(text: str) -> str:
-    return "".join(text.casefold().split())
 
 
 def test_detector_finds_the_ground_truth_lines(
@@ -57,10 +54,10 @@ def test_recognizer_reads_ground_truth_crops(
     readings = engine.recognizer.recognize(crops)
     assert len(readings) == len(crops)
     edits = sum(
-        Levenshtein.distance(_squash(r.text), _squash(t))
+        Levenshtein.distance(squash(r.text), squash(t))
         for r, t in zip(readings, texts, strict=True)
     )
-    cer = edits / sum(len(_squash(t)) for t in texts)
+    cer = edits / sum(len(squash(t)) for t in texts)
     # The remaining edits are runs of leader dots and the annotators' typos ("FLEASE COME AOSIN").
     assert cer < 0.12
     assert all(0.0 <= c <= 1.0 for r in readings for c in r.char_confidences)
@@ -99,8 +96,8 @@ def test_contrast_and_denoise_keep_page_geometry() -> None:
 
 def test_engine_reads_a_receipt_in_order(engine: Engine, sroie_gt: list[dict[str, object]]) -> None:
     result = engine.ocr(dev_image(0))
-    reference = _squash(str(sroie_gt[0]["text"]))
-    cer = Levenshtein.distance(_squash(result.page.text), reference) / len(reference)
+    reference = squash(str(sroie_gt[0]["text"]))
+    cer = Levenshtein.distance(squash(result.page.text), reference) / len(reference)
     assert cer < 0.12
     assert "TOTAL" in result.page.text.upper()
     for line in result.page.lines:

@@ -9,20 +9,17 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from ocr_pipeline.engine import Engine
+from ocr_pipeline.evaluation import squash
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _squash(text: str) -> str:
-    return "".join(text.casefold().split())
 
 
 @pytest.mark.parametrize("name", ["receipt-bilingual", "notice-zh"])
 def test_example_scan_reads_like_its_ground_truth(engine: Engine, name: str) -> None:
     image = cv2.imread(str(EXAMPLES / f"{name}.jpg"), cv2.IMREAD_COLOR)
-    reference = _squash((EXAMPLES / f"{name}.gt.txt").read_text(encoding="utf-8"))
+    reference = squash((EXAMPLES / f"{name}.gt.txt").read_text(encoding="utf-8"))
     text = engine.ocr(image).page.text
-    assert Levenshtein.distance(_squash(text), reference) / len(reference) < 0.03
+    assert Levenshtein.distance(squash(text), reference) / len(reference) < 0.03
     first_line = (EXAMPLES / f"{name}.gt.txt").read_text(encoding="utf-8").splitlines()[0]
     assert text.splitlines()[0] == first_line
 
