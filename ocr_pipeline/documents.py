@@ -188,6 +188,11 @@ def _pdf_pages(data: bytes, name: str, limits: DecodeLimits) -> Iterator[Page]:
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == 0:
+            # PDFium loads no document without an error code when the page tree is empty.
+            raise CorruptInputError(
+                f"{name}: the PDF has no pages; export it again with content"
+            ) from exc
         raise CorruptInputError(
             f"{name}: not a readable PDF ({exc}); check it is complete and not password-protected"
         ) from exc
