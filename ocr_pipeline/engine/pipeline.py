@@ -18,7 +18,12 @@ from ocr_pipeline.engine.detect import TextDetector
 from ocr_pipeline.engine.geometry import crop_quad, transform_quads
 from ocr_pipeline.engine.layout import group_rows, page_text
 from ocr_pipeline.engine.preprocess import prepare_page
-from ocr_pipeline.engine.recognize import TextRecognizer, build_charset, read_dictionary
+from ocr_pipeline.engine.recognize import (
+    Recognized,
+    TextRecognizer,
+    build_charset,
+    read_dictionary,
+)
 from ocr_pipeline.engine.session import OnnxModel, session_options
 from ocr_pipeline.models import get_spec, load_registry, require_model
 from ocr_pipeline.results import Line, ModelRef, Page
@@ -175,7 +180,7 @@ class Engine:
             readings = [readings[i] for i in keep]
             rows = group_rows(quads, self.layout.row_overlap)
             order = [i for row in rows for i in row]
-            lines = [_line(readings[i].text, readings[i].char_confidences, quads[i]) for i in order]
+            lines = [_line(readings[i], quads[i]) for i in order]
             positions = {original: new for new, original in enumerate(order)}
             text = page_text(
                 [[positions[i] for i in row] for row in rows], [ln.text for ln in lines]
@@ -197,13 +202,12 @@ def _invert_affine(affine: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2]
 
 
-def _line(text: str, char_confidences: tuple[float, ...], quad: np.ndarray) -> Line:
+def _line(reading: Recognized, quad: np.ndarray) -> Line:
     corners = tuple((round(float(x)), round(float(y))) for x, y in quad)
-    confidence = float(np.mean(char_confidences)) if char_confidences else 0.0
     return Line(
-        text=text,
-        raw_text=text,
-        confidence=round(confidence, 4),
+        text=reading.text,
+        raw_text=reading.text,
+        confidence=round(reading.confidence, 4),
         box=corners,
-        char_confidences=list(char_confidences),
+        char_confidences=list(reading.char_confidences),
     )

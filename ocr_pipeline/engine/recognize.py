@@ -144,7 +144,8 @@ def insert_visible_spaces(
     if not runs:
         return reading
     centres = [(t + 0.5) * stride for t in reading.char_frames]
-    text, confidences, frames = [reading.text[0]], [reading.char_confidences[0]], [centres[0]]
+    text, confidences = [reading.text[0]], [reading.char_confidences[0]]
+    frames = [reading.char_frames[0]]
     for k in range(1, len(reading.text)):
         left, right = reading.text[k - 1], reading.text[k]
         if (
@@ -156,13 +157,13 @@ def insert_visible_spaces(
             text.append(" ")
             pair = reading.char_confidences[k - 1 : k + 1]
             confidences.append(round(float(np.mean(pair)), 4))
-            frames.append(centres[k])
+            frames.append(reading.char_frames[k])
         text.append(right)
         confidences.append(reading.char_confidences[k])
-        frames.append(centres[k])
+        frames.append(reading.char_frames[k])
     if len(text) == len(reading.text):
         return reading
-    return Recognized("".join(text), tuple(confidences), tuple(int(x / stride) for x in frames))
+    return Recognized("".join(text), tuple(confidences), tuple(frames))
 
 
 def _is_wide(char: str) -> bool:
