@@ -89,6 +89,9 @@ class RecognizeSettings(_Section):
 
     model: str = Field("ppocrv6-small-rec", description="Recognizer name in models.toml.")
     batch_size: int = Field(8, ge=1, description="Lines per recognizer batch (sorted by width).")
+    width_growth: float = Field(
+        1.1, ge=1, description="Widest / narrowest line width allowed in one batch."
+    )
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="Lines whose mean confidence is below this are dropped."
     )

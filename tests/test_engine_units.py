@@ -96,3 +96,16 @@ def test_rows_keep_same_line_boxes_together_left_to_right() -> None:
     rows = group_rows(quads, 0.5)
     assert rows == [[2], [1, 0], [3]]
     assert page_text(rows, ["12.50", "TOTAL", "SHOP", "THANKS"]) == "SHOP\nTOTAL 12.50\nTHANKS"
+
+
+def test_width_batches_bound_padding_and_size() -> None:
+    from ocr_pipeline.engine.recognize import width_batches
+
+    ratios = [20.0, 6.7, 6.7, 7.0, 30.0, 21.0, 6.8, 7.5]
+    batches = width_batches(ratios, batch_size=3, growth=1.1)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(ratios)))
+    for batch in batches:
+        assert len(batch) <= 3
+        widths = [ratios[i] for i in batch]
+        assert widths == sorted(widths) and widths[-1] <= 1.1 * widths[0]
+    assert batches[0] == [1, 2, 6]

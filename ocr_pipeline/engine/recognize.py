@@ -166,6 +166,34 @@ def insert_visible_spaces(
     return Recognized("".join(text), tuple(confidences), tuple(frames))
 
 
+def width_batches(ratios: list[float], batch_size: int, growth: float) -> list[list[int]]:
+    """Group line indices into recognition batches of similar width.
+
+    Lines are taken in order of aspect ratio (width / height); a batch closes when it holds
+    ``batch_size`` lines or the next line is more than ``growth`` times wider than its first, so
+    no line is padded by more than that factor. Padding changes what PP-OCRv6's recognizer reads
+    (measured in docs/models.md), and costs time.
+
+    Args:
+        ratios: padded aspect ratio per line (already at least ``BASE_WIDTH_RATIO``).
+        batch_size: most lines per batch.
+        growth: widest / narrowest ratio allowed within a batch, >= 1.
+
+    Returns:
+        Batches of indices into ``ratios``, each in increasing width.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in (int(i) for i in np.argsort(ratios, kind="stable")):
+        if current and (len(current) >= batch_size or ratios[index] > growth * ratios[current[0]]):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def _is_wide(char: str) -> bool:
     """Whether a character is East Asian wide or full-width (CJK ideographs, ``，``, ``、``)."""
     return unicodedata.east_asian_width(char) in ("W", "F")
@@ -194,16 +222,13 @@ class TextRecognizer:
     def recognize(self, crops: list[np.ndarray]) -> list[Recognized]:
         """Read each crop ``(h, w, 3)`` uint8 BGR; results in the input order.
 
-        Crops are sorted by aspect ratio so each batch pads little, then padded to the widest
-        in the batch (at least ``BASE_WIDTH_RATIO * height``, at most ``max_width``).
+        Crops are grouped by :func:`width_batches` so each batch pads little, then padded to the
+        widest in the batch (at least ``BASE_WIDTH_RATIO * height``, at most ``max_width``).
         """
         results: list[Recognized | None] = [None] * len(crops)
-        ratios = [c.shape[1] / max(c.shape[0], 1) for c in crops]
-        order = np.argsort(ratios, kind="stable")
-        for start in range(0, len(order), self.settings.batch_size):
-            chunk = order[start : start + self.settings.batch_size]
-            widest = max(BASE_WIDTH_RATIO, max(ratios[i] for i in chunk))
-            width = min(self.settings.max_width, int(np.ceil(self.height * widest)))
+        ratios = [max(BASE_WIDTH_RATIO, c.shape[1] / max(c.shape[0], 1)) for c in crops]
+        for chunk in width_batches(ratios, self.settings.batch_size, self.settings.width_growth):
+            width = min(self.settings.max_width, int(np.ceil(self.height * ratios[chunk[-1]])))
             resized = [resize_line(crops[i], self.height, width) for i in chunk]
             probs = self.model.run(np.stack([line_tensor(line, width) for line in resized]))
             stride = width / probs.shape[1]
@@ -212,5 +237,5 @@ class TextRecognizer:
                 if self.settings.space_gap > 0:
                     grey = cv2.cvtColor(line, cv2.COLOR_BGR2GRAY)
                     reading = insert_visible_spaces(reading, grey, stride, self.settings.space_gap)
-                results[int(index)] = reading
+                results[index] = reading
         return [r for r in results if r is not None]
