@@ -10,10 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+ELONGATED = 3.0
+"""Width / height from which a box's own tilt is trusted as its text line's slope."""
+
 
 @dataclass(frozen=True)
 class LineGeometry:
-    """Per-box measures used for row grouping, all ``(N,)`` float64 in page pixels."""
+    """Per-box measures used for row grouping: ``(N,)`` float64 arrays in page pixels.
+
+    ``page_slope`` alone is one float for the whole page.
+    """
 
     centre_x: np.ndarray
     centre_y: np.ndarray
@@ -24,6 +30,11 @@ class LineGeometry:
     width: np.ndarray
     slope: np.ndarray
     """dy/dx of the top edge."""
+    line_slope: np.ndarray
+    """dy/dx of the text line through the box: its own ``slope`` when the box is elongated
+    (at least ``ELONGATED`` times as wide as high), else ``page_slope``."""
+    page_slope: float
+    """Median ``slope`` of the boxes more than twice as wide as high (0.0 when none)."""
 
     @classmethod
     def of(cls, quads: np.ndarray) -> LineGeometry:
@@ -32,25 +43,32 @@ class LineGeometry:
         top = q[:, 1] - q[:, 0]
         side = q[:, 3] - q[:, 0]
         width = np.hypot(top[:, 0], top[:, 1])
+        height = np.maximum(np.hypot(side[:, 0], side[:, 1]), 1.0)
         slope = np.where(
             np.abs(top[:, 0]) > 1e-6, top[:, 1] / np.maximum(np.abs(top[:, 0]), 1e-6), 0
         )
+        wide = width > 2 * height
+        page_slope = float(np.median(slope[wide])) if wide.any() else 0.0
         return cls(
             centre_x=q[:, :, 0].mean(axis=1),
             centre_y=q[:, :, 1].mean(axis=1),
             left=q[:, :, 0].min(axis=1),
             right=q[:, :, 0].max(axis=1),
-            height=np.maximum(np.hypot(side[:, 0], side[:, 1]), 1.0),
+            height=height,
             width=width,
             slope=slope,
+            line_slope=np.where(width >= ELONGATED * height, slope, page_slope),
+            page_slope=page_slope,
         )
 
     def offset(self, i: int, j: int) -> float:
         """Distance of box ``i``'s centre from box ``j``'s centre line, in smaller heights.
 
-        The line's slope is the wider box's: short boxes tilt at random.
+        The line's slope is the wider box's ``line_slope``: the tilt of a short box (a word, a
+        price, a stamp) is mostly noise of a few pixels, and extrapolating it across the page
+        splits rows or joins a box to the row below.
         """
-        slope = self.slope[j] if self.width[j] >= self.width[i] else self.slope[i]
+        slope = self.line_slope[j] if self.width[j] >= self.width[i] else self.line_slope[i]
         predicted = self.centre_y[j] + slope * (self.centre_x[i] - self.centre_x[j])
         return float(abs(self.centre_y[i] - predicted) / min(self.height[i], self.height[j]))
 
@@ -62,9 +80,11 @@ def group_rows(quads: np.ndarray, min_overlap: float, lookback: int = 4) -> list
     when its centre lies on the centre line of that row's horizontally nearest member, within
     ``1 - min_overlap`` of the smaller line height (for two lines of equal height, that is a
     vertical overlap of at least ``min_overlap``). The centre line follows the wider box's own
-    slope, so skewed or curved photos of receipts keep their rows apart; among several fitting
-    rows the closest wins. Rows are then ordered by their height on the page measured along
-    the page's median text slope.
+    slope when that box is elongated (a text line, at least ``ELONGATED`` times as wide as
+    high), so skewed or curved photos of receipts keep their rows apart; for short boxes (a
+    price, a label, a tilted stamp), whose tilt is noise, it follows the page's median slope.
+    Among several fitting rows the closest wins. Rows are then ordered by their height on the
+    page measured along the page's median text slope.
 
     Args:
         quads: ``(N, 4, 2)`` float32 boxes in page pixels, corners clockwise from top-left.
@@ -91,9 +111,7 @@ def group_rows(quads: np.ndarray, min_overlap: float, lookback: int = 4) -> list
             rows[best_row].append(i)
         else:
             rows.append([i])
-    wide = geometry.width > 2 * geometry.height
-    page_slope = float(np.median(geometry.slope[wide])) if wide.any() else 0.0
-    levels = geometry.centre_y - page_slope * geometry.centre_x
+    levels = geometry.centre_y - geometry.page_slope * geometry.centre_x
     rows.sort(key=lambda row: float(np.mean(levels[row])))
     return [sorted(row, key=lambda j: float(geometry.left[j])) for row in rows]
 
