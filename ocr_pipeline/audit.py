@@ -1,4 +1,4 @@
-"""Logging: structlog over the standard library, configured only by the entry point.
+"""Logging: the operational log (structlog, stderr) and the audit log (JSON lines, a file).
 
 The operational log goes to stderr, one event per line, as ``console`` (coloured key=value) or
 ``json``. Importing this module configures nothing; :func:`configure_logging` does.
@@ -6,9 +6,13 @@ The operational log goes to stderr, one event per line, as ``console`` (coloured
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
+import os
 import sys
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import structlog
 
@@ -38,3 +42,60 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A logger bound to ``name`` (the module), for use after :func:`configure_logging`."""
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+AUDIT_EVENTS = ("claimed", "done", "failed", "duplicate", "retried", "released", "reloaded")
+"""State changes recorded in the audit log (``released``: put back in the inbox on shutdown)."""
+
+
+class AuditLog:
+    """The append-only audit log: one JSON object per line, one line per state change.
+
+    Each record is written with a single ``write`` on an ``O_APPEND`` descriptor and fsynced, so
+    lines of concurrent daemons do not interleave and a record survives a crash once written.
+    Fields: ``time`` (RFC 3339 UTC), ``event`` (one of :data:`AUDIT_EVENTS`), ``instance``,
+    ``pid`` (the daemon), then per event: ``source`` (inbox-relative path), ``sha256``,
+    ``bytes``, ``pages``, ``lines``, ``mean_confidence``, ``min_confidence``, ``corrections``,
+    ``models`` (name -> sha256), ``timings_ms``, ``worker_pid``, ``attempt``, ``error_type``,
+    ``message``, ``result`` (outbox-relative JSON path), ``target`` (where the original went).
+    """
+
+    def __init__(self, path: Path, instance: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.instance = instance
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def record(self, event: str, **fields: Any) -> None:
+        """Append one record.
+
+        Raises:
+            ValueError: ``event`` is not one of :data:`AUDIT_EVENTS`.
+
+        """
+        if event not in AUDIT_EVENTS:
+            raise ValueError(f"unknown audit event {event!r}")
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+        payload = {
+            "time": now.replace("+00:00", "Z"),
+            "event": event,
+            "instance": self.instance,
+            "pid": os.getpid(),
+        }
+        payload.update({k: v for k, v in fields.items() if v is not None})
+        line = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the log file."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """Every record of an audit log, in order (for tests and tools)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

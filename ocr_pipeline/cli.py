@@ -1,4 +1,4 @@
-"""The ``ocr-pipeline`` command line: ``run``, ``models fetch|list|verify``, ``schema``.
+"""The ``ocr-pipeline`` command line: ``run``, ``watch``, ``health``, ``models``, ``schema``.
 
 Exceptions become exit codes in one place, :func:`main`
 (see :class:`~ocr_pipeline.errors.ExitCode`).
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="OCR every file in INBOX once, write OUTBOX, exit")
-    run.add_argument("inbox", type=Path, nargs="?", help="input folder (default: setting inbox)")
-    run.add_argument("outbox", type=Path, nargs="?", help="output folder (default: setting outbox)")
+    watch = commands.add_parser("watch", help="watch INBOX and OCR files as they arrive")
+    for command in (run, watch):
+        command.add_argument(
+            "inbox", type=Path, nargs="?", help="input folder (default: setting inbox)"
+        )
+        command.add_argument(
+            "outbox", type=Path, nargs="?", help="output folder (default: setting outbox)"
+        )
+        command.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+        command.add_argument(
+            "--on-success",
+            choices=["archive", "delete", "keep"],
+            help="what happens to an original after its results are written",
+        )
+    watch.add_argument(
+        "--polling", action="store_true", help="poll the inbox (network shares, mounts)"
+    )
+    health = commands.add_parser(
+        "health", help="exit 0 if the daemon's heartbeat is fresh, else 1 (HEALTHCHECK)"
+    )
+    health.add_argument("outbox", type=Path, nargs="?", help="outbox the daemon writes to")
+    health.add_argument(
+        "--max-age", type=float, help="seconds before the heartbeat counts as stale"
+    )
 
     models = commands.add_parser("models", help="fetch, list or verify the models")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -60,31 +82,56 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     log = {k: v for k, v in (("format", args.log_format), ("level", args.log_level)) if v}
     if log:
         overrides["log"] = log
+    daemon: dict[str, Any] = {}
+    if getattr(args, "workers", None) is not None:
+        daemon["workers"] = args.workers
+    if getattr(args, "on_success", None):
+        daemon["on_success"] = args.on_success
+    if getattr(args, "polling", False):
+        daemon["observer"] = "polling"
+    if daemon:
+        overrides["daemon"] = daemon
     return overrides
 
 
-def cmd_run(settings: Settings) -> ExitCode:
+def cmd_run(settings: Settings, reload_settings: Callable[[], Settings]) -> ExitCode:
     """OCR the inbox once; exit 1 with a summary when any file failed."""
-    from ocr_pipeline.batch import check_folders, run_batch
-    from ocr_pipeline.documents import DecodeLimits
-    from ocr_pipeline.engine import Engine
+    from ocr_pipeline.daemon import Daemon
 
-    check_folders(settings.inbox, settings.outbox)
-    engine = Engine.from_settings(settings)
-    limits = DecodeLimits(
-        max_bytes=settings.decode.max_bytes,
-        max_pixels=settings.decode.max_pixels,
-        pdf_dpi=settings.decode.pdf_dpi,
-    )
-    summary = run_batch(settings.inbox, settings.outbox, engine, limits)
-    total = len(summary.done) + len(summary.failed)
-    print(f"{len(summary.done)} of {total} files OCRed into {settings.outbox}")
+    daemon = Daemon(settings, watch=False, reload_settings=reload_settings)
+    summary = daemon.run()
+    folders = daemon.folders
+    succeeded = len(summary.done) + len(summary.duplicates)
+    total = succeeded + len(summary.failed)
+    print(f"{succeeded} of {total} files OCRed into {folders.outbox}")
     if summary.failed:
-        print(f"{len(summary.failed)} failed (reports: <name>.error.json in the outbox):")
-        for name, message in summary.failed.items():
-            print(f"  {name}: {message}")
+        print(
+            f"{len(summary.failed)} failed (originals and <name>.error.json in {folders.failed}):"
+        )
+        for message in summary.failed.values():
+            print(f"  {message}")
         return ExitCode.files_failed
     return ExitCode.ok
+
+
+def cmd_watch(settings: Settings, reload_settings: Callable[[], Settings]) -> ExitCode:
+    """Run the daemon until SIGTERM or SIGINT."""
+    from ocr_pipeline.daemon import Daemon
+
+    Daemon(settings, watch=True, reload_settings=reload_settings).run()
+    return ExitCode.ok
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> ExitCode:
+    """Exit 0 when the status file is fresh, 1 when it is stale or missing."""
+    from ocr_pipeline.folders import Folders
+    from ocr_pipeline.state import check_health
+
+    folders = Folders.from_settings(settings)
+    max_age = args.max_age or max(3 * settings.daemon.status_seconds, 10.0)
+    healthy, reason = check_health(folders.status_file, max_age)
+    print(reason)
+    return ExitCode.ok if healthy else ExitCode.files_failed
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:
@@ -128,10 +175,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ocr-pipeline`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, **_cli_overrides(args))
+        overrides = _cli_overrides(args)
+        settings = load_settings(args.config, **overrides)
         configure_logging(settings.log.format, settings.log.level)
+
+        def reload_settings() -> Settings:
+            return load_settings(args.config, **overrides)
+
         if args.command == "run":
-            return int(cmd_run(settings))
+            return int(cmd_run(settings, reload_settings))
+        if args.command == "watch":
+            return int(cmd_watch(settings, reload_settings))
+        if args.command == "health":
+            return int(cmd_health(settings, args))
         if args.command == "models":
             return int(cmd_models(settings, args))
         return int(cmd_schema())

@@ -56,3 +56,17 @@ class CorruptInputError(InputError):
 
 class InputTooLargeError(InputError):
     """The file exceeds the byte limit or a page exceeds the pixel limit (decompression bombs)."""
+
+
+class JobFailedError(OcrPipelineError):
+    """A job failed for a reason outside the file's content as read (worker died, timeout)."""
+
+    exit_code = ExitCode.files_failed
+
+
+class WorkerCrashedError(JobFailedError):
+    """Every try of a file killed its worker process: the file is set aside as poison."""
+
+
+class JobTimeoutError(JobFailedError):
+    """A file took longer than ``daemon.job_timeout``; its worker was killed."""

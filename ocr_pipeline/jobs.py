@@ -1,7 +1,7 @@
 """One job: one input file through decoding and the engine into a :class:`DocumentResult`.
 
 Pure enough to call in-process in tests: it reads the input file and nothing else; writing
-results, moving files and retrying belong to the caller (batch run or daemon).
+results, moving files and retrying belong to the caller (the daemon).
 """
 
 from __future__ import annotations

@@ -136,6 +136,63 @@ class ModelStoreSettings(_Section):
         return self.registry if self.registry is not None else self.dir / "models.toml"
 
 
+class DaemonSettings(_Section):
+    """The folder contract and the worker pool, shared by ``watch`` and ``run``."""
+
+    workers: int = Field(0, ge=0, description="Worker processes (0: one per core).")
+    job_timeout: float = Field(
+        600.0, gt=0, description="Seconds one file may take before it is failed as poison."
+    )
+    max_attempts: int = Field(
+        2, ge=1, description="Tries of a file whose worker died before it goes to failed/."
+    )
+    max_jobs_per_worker: int = Field(
+        0, ge=0, description="Recycle a worker after this many jobs (0: never)."
+    )
+    queue_size: int = Field(
+        256, ge=1, description="Most settling candidates held in memory (the rest wait in inbox)."
+    )
+    settle_seconds: float = Field(
+        2.0, ge=0, description="Size and mtime must be unchanged this long before a claim."
+    )
+    settle_after_close_seconds: float = Field(
+        0.5, ge=0, description="Shorter settle time after a Linux close-write event."
+    )
+    observer: Literal["native", "polling"] = Field(
+        "native", description="native: inotify and friends; polling: network shares, mounts."
+    )
+    poll_seconds: float = Field(1.0, gt=0, description="Polling observer interval, seconds.")
+    rescan_seconds: float = Field(
+        30.0, gt=0, description="Full inbox rescan interval (catches missed events), seconds."
+    )
+    grace_seconds: float = Field(
+        8.0, ge=0, description="On SIGTERM, how long running jobs may finish, seconds."
+    )
+    status_seconds: float = Field(
+        2.0, gt=0, description="Heartbeat interval of outbox/.ocr-pipeline/status.json, seconds."
+    )
+    on_success: Literal["archive", "delete", "keep"] = Field(
+        "archive", description="What happens to an original after its results are written."
+    )
+    instance: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Daemon name; each instance has its own work folder and lock.",
+    )
+    work_dir: Path | None = Field(
+        None, description="Claimed files (default INBOX/.ocr-pipeline/work/INSTANCE)."
+    )
+    archive_dir: Path | None = Field(
+        None, description="Archived originals (default: archive/ beside the inbox)."
+    )
+    failed_dir: Path | None = Field(
+        None, description="Failed originals (default: failed/ beside the inbox)."
+    )
+    audit_log: Path | None = Field(
+        None, description="Audit log JSON lines (default: logs/audit.jsonl beside the inbox)."
+    )
+
+
 class LogSettings(_Section):
     """Operational log (stderr)."""
 
@@ -162,6 +219,7 @@ class Settings(BaseSettings):
     recognize: RecognizeSettings = RecognizeSettings()
     layout: LayoutSettings = LayoutSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    daemon: DaemonSettings = DaemonSettings()
     models: ModelStoreSettings = ModelStoreSettings()
     log: LogSettings = LogSettings()
 

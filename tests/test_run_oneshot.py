@@ -1,4 +1,8 @@
-"""The one-shot run end to end on real scans: every format, bad inputs, exit codes, outputs."""
+"""The one-shot run end to end on real scans: every format, bad inputs, exit codes, folders.
+
+``run`` goes through the daemon's claim/pool/terminal-state code: results in the outbox,
+originals in archive/, bad files in failed/ beside their ``.error.json``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-from ocr_pipeline.batch import discover_inputs, is_ignored, output_stem
+from ocr_pipeline.audit import read_audit
 from ocr_pipeline.cli import main
 from ocr_pipeline.evaluation import squash
+from ocr_pipeline.folders import is_ignored
+from ocr_pipeline.state import ResultsIndex
+from ocr_pipeline.watcher import scan_inbox
 from tests.conftest import SROIE_DEV
 
 
@@ -29,10 +36,15 @@ def _cer(prediction: str, reference: str) -> float:
     return Levenshtein.distance(squash(prediction), squash(reference)) / len(squash(reference))
 
 
+def _folders(base: Path) -> tuple[Path, Path]:
+    inbox, outbox = base / "inbox", base / "outbox"
+    inbox.mkdir()
+    return inbox, outbox
+
+
 @pytest.fixture(scope="module")
 def batch_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, Path, str]:
-    inbox = tmp_path_factory.mktemp("inbox")
-    outbox = tmp_path_factory.mktemp("outbox")
+    inbox, outbox = _folders(tmp_path_factory.mktemp("run"))
     images = SROIE_DEV / "images"
     shutil.copyfile(images / "000.jpg", inbox / "receipt.jpg")
     (inbox / "sub").mkdir()
@@ -60,10 +72,11 @@ def batch_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, Path
 
 
 def test_run_exits_1_and_reports_each_bad_file(batch_run: tuple[int, Path, Path, str]) -> None:
-    code, _, outbox, _ = batch_run
+    code, inbox, _, _ = batch_run
     assert code == 1
+    failed = inbox.parent / "failed"
     reports = {
-        p.name: json.loads(p.read_text(encoding="utf-8")) for p in outbox.glob("*.error.json")
+        p.name: json.loads(p.read_text(encoding="utf-8")) for p in failed.glob("*.error.json")
     }
     expected = {
         "empty.jpg": "CorruptInputError",
@@ -76,6 +89,30 @@ def test_run_exits_1_and_reports_each_bad_file(batch_run: tuple[int, Path, Path,
         report = reports[f"{name}.error.json"]
         assert report["error_type"] == error_type, name
         assert name in report["message"], report["message"]
+        assert (failed / name).is_file(), f"original of {name} kept in failed/"
+    assert "supported: .bmp" in reports["report.docx.error.json"]["message"]
+
+
+def test_run_moves_every_input_to_one_terminal_state(
+    batch_run: tuple[int, Path, Path, str],
+) -> None:
+    _, inbox, _, _ = batch_run
+    left = sorted(p.name for p in scan_inbox(inbox))
+    assert left == [], "only hidden and partial names stay in the inbox"
+    archived = sorted(
+        p.relative_to(inbox.parent / "archive").as_posix()
+        for p in (inbox.parent / "archive").rglob("*")
+        if p.is_file()
+    )
+    assert archived == ["receipt.jpg", "scan.pdf", "sub/receipt.png", "two-pages.tiff"]
+    events = read_audit(inbox.parent / "logs" / "audit.jsonl")
+    terminal = sorted(e["source"] for e in events if e["event"] in {"done", "failed"})
+    claimed = sorted(e["source"] for e in events if e["event"] == "claimed")
+    assert terminal == claimed and len(claimed) == 9
+    assert {e["event"] for e in events} == {"claimed", "done", "failed"}
+    done = next(e for e in events if e["event"] == "done" and e["source"] == "receipt.jpg")
+    assert done["pages"] == 1 and done["lines"] > 20 and 0 < done["min_confidence"] <= 1
+    assert len(done["sha256"]) == 64 and done["result"] == "receipt.json"
 
 
 def test_run_ocrs_every_good_file_and_format(batch_run: tuple[int, Path, Path, str]) -> None:
@@ -108,18 +145,19 @@ def test_run_ocrs_every_good_file_and_format(batch_run: tuple[int, Path, Path, s
 
 def test_run_ignores_hidden_and_partial_files(batch_run: tuple[int, Path, Path, str]) -> None:
     _, _, outbox, _ = batch_run
+    _, inbox, _, _ = batch_run
     names = {p.name for p in outbox.rglob("*")}
     assert not any(".hidden" in n or "copying" in n for n in names)
+    assert (inbox / ".hidden.jpg").is_file() and (inbox / "copying.jpg.part").is_file()
 
 
 def test_pixel_limit_refuses_a_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    inbox, outbox = tmp_path / "in", tmp_path / "out"
-    inbox.mkdir()
+    inbox, outbox = _folders(tmp_path)
     Image.new("L", (4000, 3000), 255).save(inbox / "bomb.png")
     shutil.copyfile(SROIE_DEV / "images" / "005.jpg", inbox / "fine.jpg")
     monkeypatch.setenv("OCR_PIPELINE_DECODE__MAX_PIXELS", "10000000")
     assert main(["run", str(inbox), str(outbox)]) == 1
-    report = json.loads((outbox / "bomb.png.error.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "failed" / "bomb.png.error.json").read_text(encoding="utf-8"))
     assert report["error_type"] == "InputTooLargeError"
     assert "decode.max_pixels" in report["message"]
     assert (outbox / "fine.json").is_file()
@@ -129,29 +167,39 @@ def test_outbox_inside_inbox_is_a_config_error(tmp_path: Path) -> None:
     assert main(["run", str(tmp_path), str(tmp_path / "out")]) == 3
 
 
-def test_names_and_stems() -> None:
+def test_ignored_names() -> None:
     assert is_ignored(".DS_Store") and is_ignored("~$doc.pdf") and is_ignored("a.jpg.crdownload")
+    assert is_ignored("upload.tmp") and is_ignored("x.pdf.part")
     assert not is_ignored("scan.jpg")
-    used: set[Path] = set()
-    assert output_stem(Path("a/scan.jpg"), used) == Path("a/scan")
-    assert output_stem(Path("a/scan.png"), used) == Path("a/scan.png")
 
 
-def test_discover_skips_hidden_folders(tmp_path: Path) -> None:
+def test_scan_skips_hidden_folders(tmp_path: Path) -> None:
     (tmp_path / ".work").mkdir()
     (tmp_path / ".work" / "x.jpg").write_bytes(b"x")
     (tmp_path / "y.jpg").write_bytes(b"y")
-    assert discover_inputs(tmp_path) == [tmp_path / "y.jpg"]
+    assert list(scan_inbox(tmp_path)) == [Path("y.jpg")]
+
+
+def test_result_stems_never_overwrite_another_files_result(tmp_path: Path) -> None:
+    outbox, state = tmp_path / "out", tmp_path / "state"
+    (outbox / "a").mkdir(parents=True)
+    state.mkdir()
+    index = ResultsIndex(outbox, state)
+    assert index.stem_for(Path("a/scan.jpg"), "1" * 64) == "a/scan"
+    (outbox / "a" / "scan.json").write_text(json.dumps({"source": {"sha256": "1" * 64}}))
+    index.add("1" * 64, "a/scan")
+    assert index.stem_for(Path("a/scan.jpg"), "1" * 64) == "a/scan"  # same bytes: same result
+    assert index.stem_for(Path("a/scan.png"), "2" * 64) == "a/scan.22222222"
+    assert ResultsIndex(outbox, state).result_for("1" * 64) == "a/scan"  # index persisted
 
 
 def test_byte_limit_refuses_a_large_file_before_reading_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inbox, outbox = tmp_path / "in", tmp_path / "out"
-    inbox.mkdir()
+    inbox, outbox = _folders(tmp_path)
     shutil.copyfile(SROIE_DEV / "images" / "023.jpg", inbox / "big.jpg")
     monkeypatch.setenv("OCR_PIPELINE_DECODE__MAX_BYTES", "100000")
     assert main(["run", str(inbox), str(outbox)]) == 1
-    report = json.loads((outbox / "big.jpg.error.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "failed" / "big.jpg.error.json").read_text(encoding="utf-8"))
     assert report["error_type"] == "InputTooLargeError"
     assert "big.jpg" in report["message"] and "decode.max_bytes" in report["message"]
