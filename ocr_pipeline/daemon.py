@@ -158,6 +158,7 @@ class Daemon:
         self._stop_requested = False
         self._reload_requested = False
         self._rescan_requested = False
+        self.rescans = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -313,6 +314,7 @@ class Daemon:
         """Offer every inbox file to the tracker until it is full."""
         self._rescan_requested = False
         self.tracker.overflowed = False
+        self.rescans += 1
         for relative in scan_inbox(self.folders.inbox):
             self.tracker.observe(relative)
             if self.tracker.overflowed:
@@ -637,6 +639,7 @@ class Daemon:
             "worker_pids": pids,
             "worker_rss_bytes": {str(pid): process_rss_bytes(pid) for pid in pids},
             "generation": self.generation,
+            "rescans": self.rescans,
             "jobs": {
                 "done": self.counters.done,
                 "failed": self.counters.failed,

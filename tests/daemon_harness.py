@@ -1,0 +1,212 @@
+"""Daemon integration test helpers: a real `ocr-pipeline watch` subprocess on temp folders.
+
+The daemon runs with the real models and a small detector input (``limit_side`` 640, ``max``)
+so hundreds of small receipt crops take seconds, not minutes; the folder contract does not
+depend on accuracy. Waits are bounded polls of the folders, the audit log and the status file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+from PIL import Image, PngImagePlugin
+
+from ocr_pipeline.audit import read_audit
+from tests.conftest import SROIE_DEV
+
+FAST_ENV = {
+    "OCR_PIPELINE_DETECT__LIMIT_TYPE": "max",
+    "OCR_PIPELINE_DETECT__LIMIT_SIDE": "640",
+    "OCR_PIPELINE_DAEMON__WORKERS": "2",
+    "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0.5",
+    "OCR_PIPELINE_DAEMON__SETTLE_AFTER_CLOSE_SECONDS": "0.3",
+    "OCR_PIPELINE_DAEMON__STATUS_SECONDS": "0.5",
+    "OCR_PIPELINE_DAEMON__RESCAN_SECONDS": "5",
+    "OCR_PIPELINE_DAEMON__GRACE_SECONDS": "8",
+    "OCR_PIPELINE_LOG__FORMAT": "json",
+}
+BASE_IMAGES = 8
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 50 ms until true.
+
+    Raises:
+        AssertionError: still false after ``timeout`` seconds (message says what was awaited).
+
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def receipt_crops() -> list[bytes]:
+    """PNG bytes of ``BASE_IMAGES`` small crops (a band of header lines) of dev receipts."""
+    crops = []
+    for number in range(BASE_IMAGES):
+        image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
+        height = image.shape[0]
+        band = image[int(height * 0.3) : int(height * 0.45)]
+        ok, encoded = cv2.imencode(".png", band)
+        assert ok
+        crops.append(encoded.tobytes())
+    return crops
+
+
+def png_variant(png: bytes, tag: str) -> bytes:
+    """The same pixels with a text chunk naming ``tag``: other bytes (sha256), same OCR text."""
+    image = Image.open(io.BytesIO(png))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("variant", tag)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+@dataclass
+class Layout:
+    """A temp base folder with the default layout: inbox, outbox, archive, failed, logs."""
+
+    base: Path
+
+    def __post_init__(self) -> None:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def inbox(self) -> Path:
+        return self.base / "inbox"
+
+    @property
+    def outbox(self) -> Path:
+        return self.base / "outbox"
+
+    @property
+    def archive(self) -> Path:
+        return self.base / "archive"
+
+    @property
+    def failed(self) -> Path:
+        return self.base / "failed"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.base / "logs" / "audit.jsonl"
+
+    def audit(self) -> list[dict[str, Any]]:
+        """The audit records so far."""
+        return read_audit(self.audit_log)
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        """Audit records of one event type."""
+        return [r for r in self.audit() if r["event"] == event]
+
+    def files(self, folder: Path) -> list[str]:
+        """Relative paths of the non-hidden files under ``folder``."""
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+
+    def work_files(self) -> list[str]:
+        """Input files inside any work folder (claimed, not terminal)."""
+        work = self.inbox / ".ocr-pipeline" / "work"
+        if not work.is_dir():
+            return []
+        return sorted(p.name for p in work.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def results(self) -> list[str]:
+        """Result JSON paths in the outbox, relative."""
+        return [name for name in self.files(self.outbox) if name.endswith(".json")]
+
+    def terminal_count(self) -> int:
+        """Inputs that reached a terminal state (archived originals + failed originals)."""
+        failed = [n for n in self.files(self.failed) if not n.endswith(".error.json")]
+        return len(self.files(self.archive)) + len(failed)
+
+
+@dataclass
+class DaemonProcess:
+    """``python -m ocr_pipeline.cli watch INBOX OUTBOX`` in its own process group."""
+
+    layout: Layout
+    env: dict[str, str] = field(default_factory=dict)
+    instance: str = "default"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def status_file(self) -> Path:
+        name = "status.json" if self.instance == "default" else f"status-{self.instance}.json"
+        return self.layout.outbox / ".ocr-pipeline" / name
+
+    @property
+    def log_file(self) -> Path:
+        return self.layout.base / f"daemon-{self.instance}.log"
+
+    def status(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.status_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def start(self, timeout: float = 90) -> DaemonProcess:
+        """Start the daemon and wait for its first heartbeat in state ``running``."""
+        env = {**os.environ, **FAST_ENV, **self.env}
+        if self.instance != "default":
+            env["OCR_PIPELINE_DAEMON__INSTANCE"] = self.instance
+        self.status_file.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "ocr_pipeline.cli",
+            "watch",
+            str(self.layout.inbox),
+            str(self.layout.outbox),
+        ]
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, start_new_session=True
+            )
+        wait_until(
+            lambda: self.status().get("state") == "running" or self.proc.poll() is not None,  # type: ignore[union-attr]
+            timeout,
+            "the daemon's first heartbeat",
+        )
+        assert self.proc.poll() is None, self.log_file.read_text(encoding="utf-8")[-3000:]
+        return self
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then wait for the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def kill_all(self) -> None:
+        """``kill -9`` the daemon and its workers (the whole process group), like a power cut."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def log_tail(self) -> str:
+        return self.log_file.read_text(encoding="utf-8", errors="replace")[-4000:]
