@@ -36,8 +36,9 @@ from pebble import ProcessExpired
 from ocr_pipeline import __version__
 from ocr_pipeline.audit import AuditLog, get_logger
 from ocr_pipeline.claims import Claim, WorkLock, claim_file, recover_claims, release_claim
-from ocr_pipeline.errors import JobTimeoutError, OcrPipelineError, WorkerCrashedError
+from ocr_pipeline.errors import ConfigError, JobTimeoutError, OcrPipelineError, WorkerCrashedError
 from ocr_pipeline.folders import Folders, free_name, move_file
+from ocr_pipeline.metrics import Metrics
 from ocr_pipeline.models import get_spec, load_registry, require_model
 from ocr_pipeline.pool import JobOutcome, JobRequest, WorkerPool, worker_count, worker_settings
 from ocr_pipeline.results import (
@@ -192,6 +193,13 @@ class Daemon:
             daemon.settle_after_close_seconds,
             skip=self.kept.matches,
         )
+        try:
+            self.metrics = Metrics(daemon.metrics_port, daemon.metrics_host)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {daemon.metrics_host}:{daemon.metrics_port}: "
+                f"{exc.strerror}; choose a free daemon.metrics_port or 0 to turn metrics off"
+            ) from exc
         workers = worker_count(self.settings)
         self.job_settings = worker_settings(self.settings, workers)
         self.pool = WorkerPool(workers, daemon.max_jobs_per_worker)
@@ -230,6 +238,7 @@ class Daemon:
             self.state = "stopped"
             self._write_status()
             self.audit.close()
+            self.metrics.close()
             self.log.info(
                 "stopped",
                 done=self.counters.done,
@@ -398,6 +407,7 @@ class Daemon:
                     self._release(claim, undo_attempt=True)
                 elif claim.attempts < self.settings.daemon.max_attempts:
                     self.counters.retried += 1
+                    self.metrics.job("retried")
                     self.audit.record(
                         "retried",
                         source=relative,
@@ -467,6 +477,7 @@ class Daemon:
             target=target,
         )
         self.counters.done += 1
+        self.metrics.job("done", result.timings_ms)
         self.summary.done.append(relative)
         self.log.info(
             "done",
@@ -507,6 +518,7 @@ class Daemon:
             target=target,
         )
         self.counters.duplicate += 1
+        self.metrics.job("duplicate")
         self.summary.duplicates.append(relative)
         self.log.info("duplicate", file=relative, result=f"{stem}.json", same_as=f"{earlier}.json")
 
@@ -564,6 +576,7 @@ class Daemon:
             target=str(target),
         )
         self.counters.failed += 1
+        self.metrics.job("failed")
         self.summary.failed[relative] = message
         self.last_error = {"time": utc_now(), "file": relative, "error": message}
         self.log.error("failed", file=relative, error_type=type(exc).__name__, error=message)
@@ -626,6 +639,7 @@ class Daemon:
 
     def _write_status(self) -> None:
         pids = WorkerPool.worker_pids() if getattr(self, "pool", None) else []
+        queue_depth = len(self.tracker) + len(self.ready) if hasattr(self, "tracker") else 0
         status = {
             "pid": os.getpid(),
             "instance": self.folders.instance,
@@ -633,7 +647,7 @@ class Daemon:
             "state": self.state,
             "started": self.started_at,
             "inbox": str(self.folders.inbox),
-            "queue_depth": len(self.tracker) + len(self.ready) if hasattr(self, "tracker") else 0,
+            "queue_depth": queue_depth,
             "in_flight": len(self.in_flight),
             "workers_alive": len(pids),
             "worker_pids": pids,
@@ -648,6 +662,8 @@ class Daemon:
             },
             "last_error": self.last_error,
         }
+        if hasattr(self, "metrics"):
+            self.metrics.gauges(queue_depth, len(self.in_flight), len(pids))
         try:
             write_status(self.folders.status_file, status)
         except OSError as exc:

@@ -188,6 +188,8 @@ class DaemonSettings(_Section):
     failed_dir: Path | None = Field(
         None, description="Failed originals (default: failed/ beside the inbox)."
     )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus endpoint port (0: off).")
+    metrics_host: str = Field("0.0.0.0", description="Address the Prometheus endpoint binds.")
     audit_log: Path | None = Field(
         None, description="Audit log JSON lines (default: logs/audit.jsonl beside the inbox)."
     )

@@ -11,10 +11,12 @@ import collections
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -344,12 +346,24 @@ def test_a_second_daemon_on_the_same_work_folder_is_refused(tmp_path: Path) -> N
             daemon.kill_all()
 
 
-def test_keep_policy_leaves_originals_and_does_not_redo_them(
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_keep_policy_leaves_originals_and_does_not_redo_them_metrics_served(
     tmp_path: Path, crops: list[bytes]
 ) -> None:
     layout = Layout(tmp_path)
     (layout.inbox / "kept.png").write_bytes(crops[1])
-    env = {"OCR_PIPELINE_DAEMON__ON_SUCCESS": "keep", "OCR_PIPELINE_DAEMON__RESCAN_SECONDS": "0.5"}
+    port = _free_port()
+    env = {
+        "OCR_PIPELINE_DAEMON__ON_SUCCESS": "keep",
+        "OCR_PIPELINE_DAEMON__RESCAN_SECONDS": "0.5",
+        "OCR_PIPELINE_DAEMON__METRICS_PORT": str(port),
+        "OCR_PIPELINE_DAEMON__METRICS_HOST": "127.0.0.1",
+    }
     daemon = DaemonProcess(layout, env=env).start()
     try:
         wait_until(lambda: daemon.status()["jobs"]["done"] == 1, 60, "the result")
@@ -360,6 +374,11 @@ def test_keep_policy_leaves_originals_and_does_not_redo_them(
         assert daemon.status()["jobs"] == jobs_before, "a kept original is not redone"
         assert (layout.inbox / "kept.png").read_bytes() == crops[1]
         assert len(layout.events("claimed")) == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            exposition = response.read().decode()
+        assert 'ocr_pipeline_jobs_total{outcome="done"} 1.0' in exposition
+        assert 'ocr_pipeline_stage_seconds_count{stage="detect"} 1.0' in exposition
+        assert "ocr_pipeline_workers_alive 2.0" in exposition
         assert daemon.stop() == 0
     finally:
         if daemon.proc and daemon.proc.poll() is None:
