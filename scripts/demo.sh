@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the project in .venv (idempotent), fetch the pinned models, copy the sample scans from
-# examples/ into inbox/ and OCR them into outbox/ (one-shot run; exits when done).
+# examples/ into inbox/ and OCR them into outbox/ (one-shot run; exits when done; the originals
+# are then in archive/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
