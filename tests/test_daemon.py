@@ -151,6 +151,7 @@ def test_startup_files_polling_bad_inputs_duplicates_and_reload(
         "OCR_PIPELINE_DAEMON__POLL_SECONDS": "0.5",
         "OCR_PIPELINE_DAEMON__RESCAN_SECONDS": "3600",
         "OCR_PIPELINE_DECODE__MAX_PIXELS": "10000000",
+        "OCR_PIPELINE_DAEMON__MAX_JOBS_PER_WORKER": "2",
     }
     daemon = DaemonProcess(layout, env=env).start()
     try:
@@ -186,6 +187,8 @@ def test_startup_files_polling_bad_inputs_duplicates_and_reload(
             lambda: (layout.outbox / "after-reload.json").is_file(), 60, "a job after reload"
         )
         assert daemon.status()["generation"] == 1
+        worker_pids = {r["worker_pid"] for r in layout.events("done")}
+        assert len(worker_pids) >= 3, "workers are recycled after two jobs each"
         assert daemon.stop() == 0
     finally:
         if daemon.proc and daemon.proc.poll() is None:
@@ -379,6 +382,26 @@ def test_keep_policy_leaves_originals_and_does_not_redo_them_metrics_served(
         assert 'ocr_pipeline_jobs_total{outcome="done"} 1.0' in exposition
         assert 'ocr_pipeline_stage_seconds_count{stage="detect"} 1.0' in exposition
         assert "ocr_pipeline_workers_alive 2.0" in exposition
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill_all()
+
+
+def test_a_job_over_its_timeout_fails_and_the_daemon_goes_on(
+    tmp_path: Path, crops: list[bytes]
+) -> None:
+    layout = Layout(tmp_path)
+    (layout.inbox / "slow.png").write_bytes(crops[2])
+    env = {"OCR_PIPELINE_DAEMON__JOB_TIMEOUT": "0.05", "OCR_PIPELINE_DAEMON__WORKERS": "1"}
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        report_path = layout.failed / "slow.png.error.json"
+        wait_until(report_path.is_file, 60, "the timeout report")
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        assert report["error_type"] == "JobTimeoutError"
+        assert "slow.png" in report["message"] and "daemon.job_timeout" in report["message"]
+        wait_until(lambda: daemon.status().get("workers_alive") == 1, 30, "a replacement worker")
         assert daemon.stop() == 0
     finally:
         if daemon.proc and daemon.proc.poll() is None:
