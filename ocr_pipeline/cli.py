@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["archive", "delete", "keep"],
             help="what happens to an original after its results are written",
         )
+        command.add_argument(
+            "--lexicon",
+            type=Path,
+            action="append",
+            help="lexicon file for spell-correction (repeatable; replaces correct.lexicons)",
+        )
     watch.add_argument(
         "--polling", action="store_true", help="poll the inbox (network shares, mounts)"
     )
@@ -57,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("outbox", type=Path, nargs="?", help="outbox the daemon writes to")
     health.add_argument(
         "--max-age", type=float, help="seconds before the heartbeat counts as stale"
+    )
+
+    lexicon = commands.add_parser("lexicon", help="build lexicons for spell-correction")
+    lexicon_commands = lexicon.add_subparsers(dest="lexicon_command", required=True)
+    build = lexicon_commands.add_parser(
+        "build", help="count Latin words and CJK phrases of example texts into a lexicon file"
+    )
+    build.add_argument("texts", type=Path, nargs="+", help="UTF-8 text files or folders of them")
+    build.add_argument("-o", "--output", type=Path, required=True, help="lexicon file to write")
+    build.add_argument(
+        "--min-count", type=int, default=2, help="keep entries found in at least N texts"
     )
 
     models = commands.add_parser("models", help="fetch, list or verify the models")
@@ -91,6 +108,8 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         daemon["observer"] = "polling"
     if daemon:
         overrides["daemon"] = daemon
+    if getattr(args, "lexicon", None):
+        overrides["correct"] = {"lexicons": args.lexicon}
     return overrides
 
 
@@ -163,6 +182,32 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:
     return ExitCode.ok
 
 
+def cmd_lexicon_build(args: argparse.Namespace) -> ExitCode:
+    """Build a lexicon file from example texts."""
+    from ocr_pipeline.correct.lexicon import build_lexicon, format_lexicon
+
+    files: list[Path] = []
+    for path in args.texts:
+        files.extend(sorted(p for p in path.rglob("*.txt")) if path.is_dir() else [path])
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing or not files:
+        print(f"no such text files: {', '.join(missing) or args.texts}", file=sys.stderr)
+        return ExitCode.bad_args
+    if args.min_count < 1:
+        print("--min-count must be at least 1", file=sys.stderr)
+        return ExitCode.bad_args
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+    counts = build_lexicon(texts, args.min_count)
+    header = (
+        f"Built by `ocr-pipeline lexicon build` from {len(files)} text files, entries found in "
+        f"at least {args.min_count} of them.\nENTRY<TAB>number of texts containing it."
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(format_lexicon(counts, header), encoding="utf-8")
+    print(f"wrote {len(counts)} entries from {len(files)} texts to {args.output}")
+    return ExitCode.ok
+
+
 def cmd_schema() -> ExitCode:
     """Print the result JSON Schema."""
     from ocr_pipeline.results import result_schema
@@ -186,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(cmd_run(settings, reload_settings))
         if args.command == "watch":
             return int(cmd_watch(settings, reload_settings))
+        if args.command == "lexicon":
+            return int(cmd_lexicon_build(args))
         if args.command == "health":
             return int(cmd_health(settings, args))
         if args.command == "models":

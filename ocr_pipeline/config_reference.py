@@ -33,6 +33,9 @@ def _toml_value(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, list):
+        items = [_toml_value(item) for item in value]
+        return "[" + ", ".join(item for item in items if item is not None) + "]"
     if isinstance(value, Path):
         shown = value.relative_to(PROJECT_ROOT) if value.is_relative_to(PROJECT_ROOT) else value
         return json.dumps(shown.as_posix())
@@ -41,10 +44,11 @@ def _toml_value(value: Any) -> str | None:
 
 def _key_lines(name: str, field: FieldInfo) -> list[str]:
     lines = [f"# {field.description}"] if field.description else []
-    literal = _toml_value(field.default)
+    default = field.get_default(call_default_factory=True)
+    literal = _toml_value(default)
     if literal is None:
         lines.append(f"# {name} = (unset)")
-    elif isinstance(field.default, Path) and field.default.is_absolute():
+    elif isinstance(default, Path) and default.is_absolute():
         lines.append(f"# {name} = {literal}")  # machine-specific default: shown, not pinned
     else:
         lines.append(f"{name} = {literal}")

@@ -103,6 +103,24 @@ class RecognizeSettings(_Section):
     )
 
 
+class CorrectSettings(_Section):
+    """Dictionary spell-correction of recognised lines (off while no lexicon is given)."""
+
+    lexicons: list[Path] = Field(
+        default_factory=list, description="Lexicon files (config/lexicons/*.txt); none: no change."
+    )
+    confusables: Path = Field(
+        PROJECT_ROOT / "config" / "confusables.toml",
+        description="Look-alike character table (default: config/confusables.toml).",
+    )
+    max_char_confidence: float = Field(
+        0.95, gt=0, le=1, description="Only characters read with less confidence may change."
+    )
+    margin: float = Field(
+        2.0, ge=1, description="Frequency ratio the best candidate needs over an equal runner-up."
+    )
+
+
 class LayoutSettings(_Section):
     """Reading order."""
 
@@ -222,6 +240,7 @@ class Settings(BaseSettings):
     detect: DetectSettings = DetectSettings()
     classify: ClassifySettings = ClassifySettings()
     recognize: RecognizeSettings = RecognizeSettings()
+    correct: CorrectSettings = CorrectSettings()
     layout: LayoutSettings = LayoutSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     daemon: DaemonSettings = DaemonSettings()
