@@ -36,6 +36,7 @@ from pebble import ProcessExpired
 from ocr_pipeline import __version__
 from ocr_pipeline.audit import AuditLog, get_logger
 from ocr_pipeline.claims import Claim, WorkLock, claim_file, recover_claims, release_claim
+from ocr_pipeline.correct import corrector_from_settings
 from ocr_pipeline.errors import ConfigError, JobTimeoutError, OcrPipelineError, WorkerCrashedError
 from ocr_pipeline.folders import Folders, free_name, move_file
 from ocr_pipeline.metrics import Metrics
@@ -71,12 +72,14 @@ class RunSummary:
 
 
 def check_models(settings: Settings) -> None:
-    """Verify the configured models before starting workers.
+    """Verify the configured models and lexicons before starting workers.
 
     Raises:
         ModelError: a model is unknown, missing or corrupt (says to run ``models fetch``).
+        ConfigError: a lexicon or the look-alike table is missing or malformed.
 
     """
+    corrector_from_settings(settings.correct)
     registry = load_registry(settings.models.registry_file)
     wanted = [(settings.detect.model, "det"), (settings.recognize.model, "rec")]
     if settings.classify.enabled:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ocr_pipeline import __version__
+from ocr_pipeline.correct import Corrector, correct_page
 from ocr_pipeline.documents import (
     DecodeLimits,
     check_byte_limit,
@@ -34,15 +35,20 @@ def read_input(path: Path, limits: DecodeLimits) -> bytes:
 
 
 def ocr_file(
-    path: Path, engine: Engine, limits: DecodeLimits, relative_path: str
+    path: Path,
+    engine: Engine,
+    limits: DecodeLimits,
+    relative_path: str,
+    corrector: Corrector | None = None,
 ) -> DocumentResult:
-    """OCR every page of one file.
+    """OCR every page of one file, then correct its lines.
 
     Args:
         path: the input file.
         engine: a ready engine.
         limits: decoding limits (bytes, pixels, PDF resolution).
         relative_path: the path recorded in ``source.relative_path`` (relative to the inbox).
+        corrector: spell-correction; ``None`` or an empty lexicon leaves the text as read.
 
     Returns:
         The result, pages in document order, ``text`` pages joined by form feeds.
@@ -59,12 +65,17 @@ def ocr_file(
     pages = decode_document(data, path.name, limits)
     timings = {"decode": (time.perf_counter() - decode_start) * 1000.0}
     page_results = []
+    timings["correct"] = 0.0
     for page in pages:
         page_ocr = engine.ocr(page.image, index=page.index, rotation=page.rotation)
-        page_results.append(page_ocr.page)
         for stage, ms in page_ocr.timings_ms.items():
             timings[stage] = timings.get(stage, 0.0) + ms
-    timings["correct"] = 0.0
+        correct_start = time.perf_counter()
+        page_result = page_ocr.page
+        if corrector is not None:
+            page_result = correct_page(page_result, corrector)
+        timings["correct"] += (time.perf_counter() - correct_start) * 1000.0
+        page_results.append(page_result)
     timings["total"] = (time.perf_counter() - started) * 1000.0
     source = Source(
         name=path.name,

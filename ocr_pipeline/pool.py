@@ -4,9 +4,9 @@ pebble (https://pebble.readthedocs.io) replaces a worker that dies (segfault, ``
 OOM killer) and fails its future with ``ProcessExpired``; a job over its timeout has its worker
 killed and fails with ``TimeoutError``; ``max_tasks`` recycles workers. What we add:
 
-* each worker loads the engine once, and again only when the job carries a newer settings
-  *generation* (SIGHUP reload: workers pick up new models or lexicons at their next job, no job
-  is dropped);
+* each worker loads the engine and the corrector (lexicons) once, and again only when the job
+  carries a newer settings *generation* (SIGHUP reload: workers pick up new models or lexicons
+  at their next job, no job is dropped);
 * workers ignore SIGINT, so Ctrl-C reaches only the daemon, which drains them;
 * workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
   threaded process can deadlock;
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pebble import ProcessPool
 
+from ocr_pipeline.correct import Corrector, corrector_from_settings
 from ocr_pipeline.documents import DecodeLimits
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.jobs import ocr_file
@@ -62,6 +63,7 @@ class JobOutcome:
 
 
 _engine: Engine | None = None
+_corrector: Corrector | None = None
 _generation = -1
 
 
@@ -88,19 +90,20 @@ def run_job(request: JobRequest) -> JobOutcome:
         OSError: the file cannot be read.
 
     """
-    global _engine, _generation
+    global _engine, _corrector, _generation
     _test_hooks(request)
     reloaded = False
     if _engine is None or _generation != request.generation:
         _engine = None  # free the old sessions before loading the new ones
         _engine = Engine.from_settings(request.settings)
+        _corrector = corrector_from_settings(request.settings.correct)
         _generation = request.generation
         reloaded = True
     decode = request.settings.decode
     limits = DecodeLimits(
         max_bytes=decode.max_bytes, max_pixels=decode.max_pixels, pdf_dpi=decode.pdf_dpi
     )
-    result = ocr_file(request.path, _engine, limits, request.relative)
+    result = ocr_file(request.path, _engine, limits, request.relative, _corrector)
     return JobOutcome(result=result, worker_pid=os.getpid(), reloaded=reloaded)
 
 

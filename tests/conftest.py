@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from ocr_pipeline.engine import Engine
+from ocr_pipeline.evaluation import load_ground_truth
+from ocr_pipeline.results import Page
 from ocr_pipeline.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,3 +41,13 @@ def dev_image(number: int) -> np.ndarray:
     image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"), cv2.IMREAD_COLOR)
     assert image is not None
     return image
+
+
+@pytest.fixture(scope="session")
+def dev_pages(engine: Engine) -> list[tuple[str, Page]]:
+    """(ground-truth text, OCR page record) of the 50 dev receipts with the default engine."""
+    pages = []
+    for record in load_ground_truth(SROIE_DEV):
+        image = cv2.imread(str(record.image), cv2.IMREAD_COLOR)
+        pages.append((record.text, engine.ocr(image).page))
+    return pages

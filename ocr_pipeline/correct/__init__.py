@@ -3,7 +3,13 @@
 Knows nothing of images: it sees a line's text and per-character confidences.
 """
 
-from ocr_pipeline.correct.corrector import Change, Confusables, Corrector
+from ocr_pipeline.correct.corrector import (
+    Change,
+    Confusables,
+    Corrector,
+    correct_page,
+    corrector_from_settings,
+)
 from ocr_pipeline.correct.lexicon import Lexicon, build_lexicon, load_lexicons, read_lexicon
 
 __all__ = [
@@ -12,6 +18,8 @@ __all__ = [
     "Corrector",
     "Lexicon",
     "build_lexicon",
+    "correct_page",
+    "corrector_from_settings",
     "load_lexicons",
     "read_lexicon",
 ]

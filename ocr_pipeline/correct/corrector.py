@@ -35,8 +35,10 @@ from pathlib import Path
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from ocr_pipeline.correct.lexicon import CJK_RUN, Lexicon
+from ocr_pipeline.correct.lexicon import CJK_RUN, Lexicon, load_lexicons
 from ocr_pipeline.errors import ConfigError
+from ocr_pipeline.results import Correction, Line, Page
+from ocr_pipeline.settings import CorrectSettings
 
 NUMBER_PATTERNS = (
     re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d{1,4})?"),  # 1,234.50
@@ -360,3 +362,54 @@ def _with_case_of(original: str, word: str) -> str:
             w.upper() if o.isupper() else w.lower() for o, w in zip(original, word, strict=True)
         )
     return word
+
+
+def corrector_from_settings(settings: CorrectSettings) -> Corrector:
+    """Load the configured lexicons and look-alike table.
+
+    Raises:
+        ConfigError: a lexicon or the table is missing or malformed (message names the file).
+
+    """
+    return Corrector(
+        load_lexicons(settings.lexicons),
+        Confusables.read(settings.confusables),
+        max_char_confidence=settings.max_char_confidence,
+        margin=settings.margin,
+    )
+
+
+def correct_page(page: Page, corrector: Corrector) -> Page:
+    """Correct every line of a page record; ``raw_text`` keeps what the recognizer read.
+
+    The page text is rebuilt by putting each corrected line where its raw text stood (the
+    layout stage joins lines in order with spaces and newlines).
+    """
+    if not corrector.enabled:
+        return page
+    lines: list[Line] = []
+    pieces: list[str] = []
+    cursor = 0
+    for line in page.lines:
+        text, changes = corrector.correct(line.raw_text, line.char_confidences)
+        records = [
+            Correction.model_validate(
+                {
+                    "start": c.start,
+                    "end": c.end,
+                    "from": c.old,
+                    "to": c.new,
+                    "rule": c.rule,
+                    "score": c.score,
+                }
+            )
+            for c in changes
+        ]
+        lines.append(line.model_copy(update={"text": text, "corrections": records}))
+        position = page.text.find(line.text, cursor)
+        if position < 0:  # not laid out as expected: keep the page text as it was
+            return page.model_copy(update={"lines": lines})
+        pieces += [page.text[cursor:position], text]
+        cursor = position + len(line.text)
+    pieces.append(page.text[cursor:])
+    return page.model_copy(update={"lines": lines, "text": "".join(pieces)})
