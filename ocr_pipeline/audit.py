@@ -56,7 +56,8 @@ class AuditLog:
     Fields: ``time`` (RFC 3339 UTC), ``event`` (one of :data:`AUDIT_EVENTS`), ``instance``,
     ``pid`` (the daemon), then per event: ``source`` (inbox-relative path), ``sha256``,
     ``bytes``, ``pages``, ``lines``, ``mean_confidence``, ``min_confidence``, ``corrections``,
-    ``models`` (name -> sha256), ``timings_ms``, ``worker_pid``, ``attempt``, ``error_type``,
+    ``models`` (name -> sha256), ``timings_ms``, ``worker_pid``, ``generation`` (settings
+    generation of the worker: 0 at start, +1 per SIGHUP reload), ``attempt``, ``error_type``,
     ``message``, ``result`` (outbox-relative JSON path), ``target`` (where the original went).
     """
 

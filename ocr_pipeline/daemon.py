@@ -475,6 +475,7 @@ class Daemon:
             models={role: ref.sha256 for role, ref in result.models.items()},
             timings_ms=result.timings_ms,
             worker_pid=outcome.worker_pid,
+            generation=outcome.generation,
             attempt=claim.attempts,
             result=f"{stem}.json",
             target=target,
@@ -622,7 +623,11 @@ class Daemon:
         self.generation += 1
         self.audit.record(
             "reloaded",
-            message=f"settings generation {self.generation}; workers reload at their next job",
+            message=(
+                f"settings generation {self.generation}; workers reload models and lexicons "
+                f"({', '.join(str(p) for p in settings.correct.lexicons) or 'none'}) at their "
+                "next job"
+            ),
         )
         self.log.info("reloaded", generation=self.generation)
 

@@ -58,6 +58,8 @@ class JobOutcome:
 
     result: DocumentResult
     worker_pid: int
+    generation: int
+    """Settings generation the worker's engine and lexicons were loaded from."""
     reloaded: bool
     """The worker (re)loaded its engine for this job."""
 
@@ -104,7 +106,9 @@ def run_job(request: JobRequest) -> JobOutcome:
         max_bytes=decode.max_bytes, max_pixels=decode.max_pixels, pdf_dpi=decode.pdf_dpi
     )
     result = ocr_file(request.path, _engine, limits, request.relative, _corrector)
-    return JobOutcome(result=result, worker_pid=os.getpid(), reloaded=reloaded)
+    return JobOutcome(
+        result=result, worker_pid=os.getpid(), generation=_generation, reloaded=reloaded
+    )
 
 
 def worker_settings(settings: Settings, workers: int) -> Settings:

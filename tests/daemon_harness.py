@@ -147,6 +147,8 @@ class DaemonProcess:
     layout: Layout
     env: dict[str, str] = field(default_factory=dict)
     instance: str = "default"
+    global_args: list[str] = field(default_factory=list)
+    """Options before the sub-command, e.g. ``["--config", FILE]``."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -175,6 +177,7 @@ class DaemonProcess:
             sys.executable,
             "-m",
             "ocr_pipeline.cli",
+            *self.global_args,
             "watch",
             str(self.layout.inbox),
             str(self.layout.outbox),

@@ -153,7 +153,9 @@ def test_startup_files_polling_bad_inputs_duplicates_and_reload(
         "OCR_PIPELINE_DECODE__MAX_PIXELS": "10000000",
         "OCR_PIPELINE_DAEMON__MAX_JOBS_PER_WORKER": "2",
     }
-    daemon = DaemonProcess(layout, env=env).start()
+    config = tmp_path / "config.toml"
+    config.write_text("[correct]\nlexicons = []\n", encoding="utf-8")
+    daemon = DaemonProcess(layout, env=env, global_args=["--config", str(config)]).start()
     try:
         wait_until(lambda: layout.terminal_count() >= 7, 120, "the start-up files")
         (layout.inbox / "late.png").write_bytes(crops[3])
@@ -180,13 +182,26 @@ def test_startup_files_polling_bad_inputs_duplicates_and_reload(
         duplicate = layout.events("duplicate")
         assert [r["source"] for r in duplicate] == ["again.png"]
 
+        # Crop 3 reads "Cashter" (the t at confidence 0.45): a lexicon added by SIGHUP fixes it.
+        assert "Cashter" in late["text"]
+        lexicon = tmp_path / "words.txt"
+        lexicon.write_text("CASHIER\t5\n", encoding="utf-8")
+        config.write_text(f"[correct]\nlexicons = [{json.dumps(str(lexicon))}]\n", "utf-8")
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: bool(layout.events("reloaded")), 30, "the reload record")
-        (layout.inbox / "after-reload.png").write_bytes(crops[4])
+        (layout.inbox / "after-reload.png").write_bytes(png_variant(crops[3], "reload"))
         wait_until(
             lambda: (layout.outbox / "after-reload.json").is_file(), 60, "a job after reload"
         )
         assert daemon.status()["generation"] == 1
+        reread = json.loads((layout.outbox / "after-reload.json").read_text(encoding="utf-8"))
+        assert "Cashier" in reread["text"] and "Cashter" not in reread["text"]
+        fixed = [ln for ln in reread["pages"][0]["lines"] if ln["corrections"]]
+        assert [(ln["raw_text"], ln["corrections"][0]["to"]) for ln in fixed] == [
+            ("Cashter", "Cashier")
+        ]
+        done = next(r for r in layout.events("done") if r["source"] == "after-reload.png")
+        assert done["corrections"] == 1 and done["generation"] == 1
         worker_pids = {r["worker_pid"] for r in layout.events("done")}
         assert len(worker_pids) >= 3, "workers are recycled after two jobs each"
         assert daemon.stop() == 0
