@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="*", help="models to fetch (default: all registered)")
     fetch.add_argument("--force", action="store_true", help="download even models that verify")
     _add(model_commands, "list", help="registered models and their state")
-    _add(model_commands, "verify", help="check every registered model's sha256; exit 4 if bad")
+    verify = _add(
+        model_commands, "verify", help="check registered models' sha256; exit 4 if any is bad"
+    )
+    verify.add_argument("names", nargs="*", help="models to check (default: all registered)")
 
     _add(commands, "schema", help="print the JSON Schema of the result files")
 
@@ -133,7 +136,8 @@ EXAMPLES = {
     "list": """examples:
   ocr-pipeline models list""",
     "verify": """examples:
-  ocr-pipeline models verify && echo models ok""",
+  ocr-pipeline models verify && echo models ok
+  ocr-pipeline models verify ppocrv6-small-det ppocrv6-small-rec""",
     "schema": """examples:
   ocr-pipeline schema > result-schema.json""",
     "config": """examples:
@@ -230,19 +234,20 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:
 
     registry = load_registry(settings.models.registry_file)
     models_dir = settings.models.dir
+    names = getattr(args, "names", None) or list(registry)
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        print(f"unknown models: {', '.join(unknown)}; registered: {', '.join(registry)}")
+        return ExitCode.bad_args
     if args.models_command == "fetch":
-        unknown = [n for n in args.names if n not in registry]
-        if unknown:
-            print(f"unknown models: {', '.join(unknown)}; registered: {', '.join(registry)}")
-            return ExitCode.bad_args
-        chosen = [registry[n] for n in args.names] if args.names else list(registry.values())
+        chosen = [registry[n] for n in names]
         written = fetch_models(chosen, models_dir, force=args.force)
         print(
             f"fetched {len(written)} model(s) into {models_dir}; {len(chosen) - len(written)} "
             "already verified"
         )
     bad = 0
-    for spec in registry.values():
+    for spec in (registry[name] for name in names):
         status = check_model(spec, models_dir)
         bad += status.state != "ok"
         if args.models_command != "fetch":

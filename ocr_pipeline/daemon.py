@@ -26,6 +26,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -37,7 +38,13 @@ from ocr_pipeline import __version__
 from ocr_pipeline.audit import AuditLog, get_logger
 from ocr_pipeline.claims import Claim, WorkLock, claim_file, recover_claims, release_claim
 from ocr_pipeline.correct import corrector_from_settings
-from ocr_pipeline.errors import ConfigError, JobTimeoutError, OcrPipelineError, WorkerCrashedError
+from ocr_pipeline.errors import (
+    ConfigError,
+    JobTimeoutError,
+    OcrPipelineError,
+    PoolError,
+    WorkerCrashedError,
+)
 from ocr_pipeline.folders import Folders, free_name, move_file
 from ocr_pipeline.metrics import Metrics
 from ocr_pipeline.models import get_spec, load_registry, require_model
@@ -59,6 +66,9 @@ from ocr_pipeline.state import (
 from ocr_pipeline.watcher import SettleTracker, scan_inbox, start_observer
 
 KEPT_FILE_PREFIX = "kept-"
+POOL_STALL_MARGIN_SECONDS = 60.0
+"""Grace beyond ``daemon.job_timeout`` before an unfinished job means a lost worker."""
+POOL_RESTARTS_PER_MINUTE = 5
 
 
 @dataclass
@@ -155,6 +165,9 @@ class Daemon:
         self.generation = 0
         self.ready: deque[Claim] = deque()
         self.in_flight: dict[Future[JobOutcome], Claim] = {}
+        self.deadlines: dict[Future[JobOutcome], float] = {}
+        """Per job, the monotonic time after which the pool counts as wedged."""
+        self.pool_restarts: list[float] = []
         self.shas: dict[Path, str] = {}
         """sha256 of each claimed file, by claim folder."""
         self.started_at = utc_now()
@@ -293,6 +306,7 @@ class Daemon:
             if self._reload_requested:
                 self._reload()
             self._collect()
+            self._check_pool()
             self._dispatch()
             now = time.monotonic()
             drained = self.tracker.overflowed and len(self.tracker) < daemon.queue_size // 2
@@ -394,17 +408,81 @@ class Daemon:
             generation=self.generation,
             settings=self.job_settings,
         )
-        future = self.pool.submit(request, self.settings.daemon.job_timeout)
+        try:
+            future = self.pool.submit(request, self.settings.daemon.job_timeout)
+        except RuntimeError:  # pebble refuses work once its pool is broken
+            self._restart_pool("the worker pool stopped accepting jobs")
+            future = self.pool.submit(request, self.settings.daemon.job_timeout)
         self.in_flight[future] = claim
+        self.deadlines[future] = time.monotonic() + self._stall_seconds()
         future.add_done_callback(lambda _: self.wake.set())
+
+    def _stall_seconds(self) -> float:
+        """How long a job may stay unfinished before the pool counts as wedged, seconds.
+
+        pebble's timeout starts when a worker picks the job up; a job whose worker died before
+        that would otherwise wait forever.
+        """
+        return self.settings.daemon.job_timeout + POOL_STALL_MARGIN_SECONDS
+
+    def _restart_pool(self, reason: str) -> None:
+        """Replace a broken or wedged pebble pool; its unfinished jobs go back to ``ready``.
+
+        pebble marks its whole pool broken when a worker dies while no job runs (an idle worker
+        killed by the OOM killer, or one dying at start-up): every later job would fail. The
+        jobs it held were not the files' fault, so their attempts are not counted.
+
+        Raises:
+            PoolError: the pool broke more than ``POOL_RESTARTS_PER_MINUTE`` times in a minute
+                (workers cannot start: the log shows why); the daemon stops, files stay.
+
+        """
+        now = time.monotonic()
+        self.pool_restarts = [t for t in self.pool_restarts if now - t < 60.0] + [now]
+        self.log.error(
+            "restarting the worker pool", reason=reason, restarts=len(self.pool_restarts)
+        )
+        self.last_error = {"time": utc_now(), "file": None, "error": f"worker pool: {reason}"}
+        for claim in list(self.in_flight.values()):
+            if claim.attempts > 0:
+                claim.attempts -= 1
+                claim.save()
+            self.ready.appendleft(claim)
+        self.in_flight.clear()
+        self.deadlines.clear()
+        self.pool.kill()
+        if len(self.pool_restarts) > POOL_RESTARTS_PER_MINUTE:
+            raise PoolError(
+                f"worker processes keep dying ({len(self.pool_restarts)} pool restarts in a "
+                f"minute; last reason: {reason}); see the log above for their error, fix it "
+                "(memory limit, models, permissions) and start the daemon again"
+            )
+        self.pool = WorkerPool(self.pool.workers, self.settings.daemon.max_jobs_per_worker)
+
+    def _check_pool(self) -> None:
+        """Restart the pool when a job has waited past its stall deadline."""
+        now = time.monotonic()
+        if any(now > deadline for deadline in self.deadlines.values()):
+            self._restart_pool("a job neither finished nor timed out (worker lost)")
 
     def _collect(self, draining: bool = False) -> None:
         """Bring finished jobs to their terminal state (or back to ``ready`` for a retry)."""
+        broken = False
         for future in [f for f in self.in_flight if f.done()]:
             claim = self.in_flight.pop(future)
+            self.deadlines.pop(future, None)
             relative = claim.relative.as_posix()
             try:
                 outcome = future.result()
+            except BrokenProcessPool:
+                if claim.attempts > 0:
+                    claim.attempts -= 1
+                    claim.save()
+                if draining:
+                    self._release(claim, undo_attempt=False)
+                else:
+                    self.ready.appendleft(claim)
+                    broken = True
             except ProcessExpired as exc:
                 if draining:
                     self._release(claim, undo_attempt=True)
@@ -444,6 +522,8 @@ class Daemon:
                 self._finish_failure(claim, exc, frames)
             else:
                 self._finish_success(claim, outcome)
+        if broken:
+            self._restart_pool("all workers expired (pebble marked the pool broken)")
 
     # ----------------------------------------------------------------- terminal states
 

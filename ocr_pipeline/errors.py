@@ -70,3 +70,9 @@ class WorkerCrashedError(JobFailedError):
 
 class JobTimeoutError(JobFailedError):
     """A file took longer than ``daemon.job_timeout``; its worker was killed."""
+
+
+class PoolError(OcrPipelineError):
+    """Worker processes cannot be kept running (they die as they start): the daemon stops."""
+
+    exit_code = ExitCode.internal_error

@@ -19,6 +19,7 @@ Two test-only hooks, read from the environment of the worker and unset in produc
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -145,6 +146,12 @@ class WorkerPool:
     def worker_pids() -> list[int]:
         """Pids of the live worker processes."""
         return sorted(p.pid for p in multiprocessing.active_children() if p.pid is not None)
+
+    def kill(self) -> None:
+        """Stop every worker now (a broken or wedged pool)."""
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError, RuntimeError):  # workers are gone either way
+            self._pool.join(timeout=10)
 
     def close(self, grace_seconds: float) -> bool:
         """Let running jobs finish for up to ``grace_seconds``, then stop the workers.

@@ -251,7 +251,18 @@ def test_killed_worker_is_replaced_and_poison_file_fails_after_two_tries(
         )
         assert report["error_type"] == "WorkerCrashedError" and report["attempts"] == 2
         assert "poison__crash__.png" in report["message"]
-        assert daemon.status()["workers_alive"] == 1
+        wait_until(lambda: daemon.status()["workers_alive"] == 1, 30, "one worker")
+
+        # An idle worker killed (the OOM killer's choice): pebble then marks its whole pool
+        # broken; the daemon must replace the pool and go on.
+        idle_worker = daemon.status()["worker_pids"][0]
+        os.kill(idle_worker, signal.SIGKILL)
+        (layout.inbox / "after-idle-kill.png").write_bytes(crops[1])
+        wait_until(
+            lambda: (layout.outbox / "after-idle-kill.json").is_file(), 120, "a job after it"
+        )
+        assert not (layout.failed / "after-idle-kill.png").exists()
+        assert idle_worker not in daemon.status()["worker_pids"]
         assert daemon.stop() == 0
     finally:
         if daemon.proc and daemon.proc.poll() is None:

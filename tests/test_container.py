@@ -1,0 +1,190 @@
+"""The container image, tested as far as this machine allows (no Docker engine here).
+
+``hadolint`` lints the Dockerfile. Then the image's own install and start commands run in a
+clean virtual environment: the ``RUN`` install line of the build stage, and the ``ENTRYPOINT`` +
+``CMD`` with the image's ``ENV`` (its ``/data`` paths moved to a temp folder), as the image's
+non-root UID (``setpriv``). The daemon must process a dropped file into results owned by that UID,
+report healthy, report unhealthy when wedged (SIGSTOP), and stop on SIGTERM within its grace
+period. ``tini`` (the image's PID 1) is left out: it only forwards the signal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocr_pipeline.settings import PROJECT_ROOT
+from tests.conftest import SROIE_DEV
+from tests.daemon_harness import wait_until
+
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+IMAGE_UID = 10001
+GRACE_SECONDS = 8.0
+NEEDS_ROOT = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="switching UID needs root"
+)
+
+
+def _dockerfile() -> str:
+    return DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+
+
+def _image_env() -> dict[str, str]:
+    """``OCR_PIPELINE_*`` variables the runtime stage sets."""
+    env: dict[str, str] = {}
+    for line in _dockerfile().splitlines():
+        if line.startswith("ENV "):
+            env.update(pair.split("=", 1) for pair in shlex.split(line[4:]) if "=" in pair)
+    return {k: v for k, v in env.items() if k.startswith("OCR_PIPELINE_")}
+
+
+def _exec_form(instruction: str) -> list[str]:
+    match = re.search(rf"^{instruction} (\[.*\])$", _dockerfile(), re.MULTILINE)
+    assert match, f"{instruction} in exec form"
+    value: list[str] = json.loads(match.group(1))
+    return value
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    completed = subprocess.run(
+        [hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_image_declares_what_operators_rely_on() -> None:
+    text = _dockerfile()
+    assert f"ARG UID={IMAGE_UID}" in text and "USER ${UID}:${GID}" in text
+    assert _exec_form("ENTRYPOINT")[:2] == ["tini", "--"]
+    assert "STOPSIGNAL SIGTERM" in text
+    assert 'CMD ["ocr-pipeline", "health", "/data/outbox"]' in text
+    for folder in ("inbox", "outbox", "archive", "failed", "logs"):
+        assert f'"/data/{folder}"' in text
+
+
+def _python_for_image_user() -> str | None:
+    """A Python 3.11 the image's UID can run whole.
+
+    A pyenv build under ``/root`` starts for another UID but cannot read its own standard
+    library, so it silently takes the system's: its ``sys.base_prefix`` differs between root
+    and that UID, and such an interpreter is refused.
+    """
+    probe = "import sys, venv; assert sys.version_info[:2] == (3, 11); print(sys.base_prefix)"
+    as_user = ["setpriv", f"--reuid={IMAGE_UID}", f"--regid={IMAGE_UID}", "--clear-groups"]
+    for python in ("/usr/bin/python3.11", getattr(sys, "_base_executable", sys.executable)):
+        if not Path(python).exists():
+            continue
+        runs = [
+            subprocess.run(
+                [*prefix, python, "-c", probe],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            for prefix in ([], as_user)
+        ]
+        if all(r.returncode == 0 for r in runs) and runs[0].stdout == runs[1].stdout:
+            return python
+    return None
+
+
+@pytest.fixture(scope="module")
+def clean_venv() -> Iterator[Path]:
+    """A new virtual environment with the project installed as the build stage does."""
+    python = _python_for_image_user()
+    if python is None:
+        pytest.skip(f"no Python 3.11 that UID {IMAGE_UID} may run")
+    root = Path(tempfile.mkdtemp(prefix="ocr-image-venv-"))
+    os.chmod(root, 0o755)  # the image's user must reach the venv
+    venv = root / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = re.search(r"RUN /opt/venv/bin/pip install (.*?) &&", _dockerfile())
+    assert install, "the build stage's pip install line"
+    args = shlex.split(install.group(1))
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", *args],
+        cwd=PROJECT_ROOT,
+        check=True,
+        timeout=1200,
+    )
+    models = re.search(r"ocr-pipeline (models fetch [^&]*)&&", _dockerfile())
+    assert models
+    subprocess.run(
+        [str(venv / "bin" / "ocr-pipeline"), *shlex.split(models.group(1))],
+        check=True,
+        timeout=600,
+    )
+    yield venv
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _health(venv: Path, outbox: Path, max_age: float) -> int:
+    command = [str(venv / "bin" / "ocr-pipeline"), "health", str(outbox)]
+    return subprocess.run(
+        [*command, "--max-age", str(max_age)], capture_output=True, timeout=60, check=False
+    ).returncode
+
+
+@NEEDS_ROOT
+def test_image_start_command_as_non_root_user(clean_venv: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="ocr-image-data-"))
+    os.chmod(base, 0o755)
+    data = base / "data"
+    for folder in ("inbox", "outbox", "archive", "failed", "logs"):
+        (data / folder).mkdir(parents=True)
+        os.chown(data / folder, IMAGE_UID, IMAGE_UID)
+    env = {
+        "PATH": f"{clean_venv / 'bin'}:/usr/bin:/bin",
+        "PYTHONUNBUFFERED": "1",
+        "HOME": str(base),
+        **{k: v.replace("/data", str(data)) for k, v in _image_env().items()},
+        "OCR_PIPELINE_DAEMON__STATUS_SECONDS": "0.5",
+        "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0.5",
+    }
+    entrypoint = _exec_form("ENTRYPOINT")[2:] + _exec_form("CMD")
+    command = ["setpriv", f"--reuid={IMAGE_UID}", f"--regid={IMAGE_UID}", "--clear-groups"]
+    log = (base / "daemon.log").open("wb")
+    daemon = subprocess.Popen([*command, *entrypoint], env=env, cwd=data, stdout=log, stderr=log)
+    outbox = data / "outbox"
+    try:
+        status = outbox / ".ocr-pipeline" / "status.json"
+        wait_until(status.is_file, 120, "the daemon's heartbeat")
+        assert json.loads(status.read_text(encoding="utf-8"))["pid"] == daemon.pid
+        shutil.copyfile(SROIE_DEV / "images" / "005.jpg", data / "inbox" / "scan.jpg")
+        wait_until((outbox / "scan.json").is_file, 120, "the result")
+        assert (outbox / "scan.json").stat().st_uid == IMAGE_UID
+        assert (outbox / "scan.txt").stat().st_uid == IMAGE_UID
+        assert (data / "archive" / "scan.jpg").is_file()
+        assert _health(clean_venv, outbox, 3) == 0
+
+        os.kill(daemon.pid, signal.SIGSTOP)  # wedged: alive, but no heartbeat
+        try:
+            wait_until(lambda: _health(clean_venv, outbox, 3) == 1, 30, "health to say unhealthy")
+        finally:
+            os.kill(daemon.pid, signal.SIGCONT)
+        wait_until(lambda: _health(clean_venv, outbox, 3) == 0, 30, "health to recover")
+
+        started = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+        assert time.monotonic() - started < GRACE_SECONDS + 2
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        log.close()
+        print((base / "daemon.log").read_text(encoding="utf-8", errors="replace")[-3000:])
+        shutil.rmtree(base, ignore_errors=True)
