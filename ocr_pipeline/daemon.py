@@ -92,7 +92,11 @@ def check_models(settings: Settings) -> None:
     corrector_from_settings(settings.correct)
     registry = load_registry(settings.models.registry_file)
     wanted = [(settings.detect.model, "det"), (settings.recognize.model, "rec")]
-    if settings.classify.enabled:
+    if settings.orient.mode == "auto":
+        wanted.append((settings.orient.model, "orient"))
+    if settings.classify.enabled or (
+        settings.orient.mode == "auto" and settings.orient.confirm_upside_down
+    ):
         wanted.append((settings.classify.model, "cls"))
     for name, kind in wanted:
         require_model(get_spec(registry, name, kind), settings.models.dir)

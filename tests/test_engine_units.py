@@ -6,7 +6,7 @@ import numpy as np
 
 from ocr_pipeline.engine.detect import boxes_from_probability
 from ocr_pipeline.engine.geometry import crop_quad, order_quad
-from ocr_pipeline.engine.layout import group_rows, page_text
+from ocr_pipeline.engine.layout import analyse_layout, group_rows
 from ocr_pipeline.engine.preprocess import detector_size
 from ocr_pipeline.engine.recognize import build_charset, ctc_greedy_decode
 from ocr_pipeline.settings import DetectSettings
@@ -42,7 +42,7 @@ def test_db_postprocess_finds_rectangles_and_scales_them() -> None:
     prob = np.zeros((64, 128), dtype=np.float32)
     prob[10:20, 10:90] = 0.95  # a text kernel 80x10 at detector resolution
     prob[40:50, 20:40] = 0.95
-    settings = DetectSettings(box_thresh=0.6, unclip_ratio=1.5)
+    settings = DetectSettings(box_thresh=0.6, unclip_ratio=1.5, dilate=False)
     found = boxes_from_probability(prob, page_height=128, page_width=256, settings=settings)
     assert found.quads.shape == (2, 4, 2)
     first = found.quads[np.argmin(found.quads[:, 0, 1])]
@@ -95,7 +95,8 @@ def test_rows_keep_same_line_boxes_together_left_to_right() -> None:
     )
     rows = group_rows(quads, 0.5)
     assert rows == [[2], [1, 0], [3]]
-    assert page_text(rows, ["12.50", "TOTAL", "SHOP", "THANKS"]) == "SHOP\nTOTAL 12.50\nTHANKS"
+    layout = analyse_layout(quads, "rows", 0.5)
+    assert layout.text(["12.50", "TOTAL", "SHOP", "THANKS"]) == "SHOP\nTOTAL 12.50\nTHANKS"
 
 
 def test_width_batches_bound_padding_and_size() -> None:

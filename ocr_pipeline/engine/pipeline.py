@@ -1,7 +1,12 @@
 """The engine: one page image in, recognised lines in reading order out. No files, no processes.
 
-``Engine.from_settings(settings).ocr(image)`` is the library entry point. The parts (detector,
-classifier, recognizer) are injected, so tests and other callers can assemble their own.
+``Engine.from_settings(settings).ocr(image)`` is the library entry point. The parts (page
+orientation classifier, detector, line classifier, recognizer) are injected, so tests and other
+callers can assemble their own.
+
+Geometry: the page is turned upright (quarter turn, then deskew) before detection; every
+transform applied is composed into one affine from the delivered page to the working page, and
+its inverse maps the boxes back, so results are always in the pixels of the page as delivered.
 """
 
 from __future__ import annotations
@@ -16,8 +21,16 @@ import numpy as np
 from ocr_pipeline.engine.classify import LineOrientationClassifier
 from ocr_pipeline.engine.detect import TextDetector
 from ocr_pipeline.engine.geometry import crop_quad, transform_quads
-from ocr_pipeline.engine.layout import group_rows, page_text
-from ocr_pipeline.engine.preprocess import prepare_page
+from ocr_pipeline.engine.layout import PageLayout, analyse_layout
+from ocr_pipeline.engine.orient import (
+    PageOrientationClassifier,
+    compose_affine,
+    rotate_quarter,
+    skew_from_quads,
+    upside_down_votes,
+    vote_lines,
+)
+from ocr_pipeline.engine.preprocess import estimate_skew, prepare_page, rotate_keep_all
 from ocr_pipeline.engine.recognize import (
     Recognized,
     TextRecognizer,
@@ -26,15 +39,16 @@ from ocr_pipeline.engine.recognize import (
 )
 from ocr_pipeline.engine.session import OnnxModel, session_options
 from ocr_pipeline.models import get_spec, load_registry, require_model
-from ocr_pipeline.results import Line, ModelRef, Page
+from ocr_pipeline.results import Block, Line, ModelRef, Page
 from ocr_pipeline.settings import (
     LayoutSettings,
+    OrientSettings,
     PreprocessSettings,
     RecognizeSettings,
     Settings,
 )
 
-STAGES = ("preprocess", "detect", "classify", "recognize", "layout")
+STAGES = ("orient", "preprocess", "detect", "classify", "recognize", "layout")
 
 
 @dataclass
@@ -62,7 +76,7 @@ class PageOcr:
 
 
 class Engine:
-    """Detection, orientation, recognition and reading order for one page at a time.
+    """Page orientation, detection, line orientation, recognition and reading order, per page.
 
     Args:
         detector: DBNet detector.
@@ -72,6 +86,11 @@ class Engine:
         recognize: recognition options (``min_confidence`` drops weak lines).
         layout: reading-order options.
         models: the models used, as recorded in results (``detector``, ``recognizer``, ...).
+        orienter: page 0/90/180/270 classifier, or ``None`` to leave quarter turns alone.
+        orient: orientation and deskew options; ``None`` (the default) turns the whole
+            orientation stage off, as ``mode = "off"``.
+        line_votes: line 0/180 classifier that confirms a 180-degree page turn, or ``None``
+            to trust the page classifier alone.
 
     """
 
@@ -84,7 +103,13 @@ class Engine:
         recognize: RecognizeSettings,
         layout: LayoutSettings,
         models: dict[str, ModelRef],
+        orienter: PageOrientationClassifier | None = None,
+        orient: OrientSettings | None = None,
+        line_votes: LineOrientationClassifier | None = None,
     ) -> None:
+        self.orienter = orienter
+        self.line_votes = line_votes
+        self.orient = orient if orient is not None else OrientSettings(mode="off")
         self.detector = detector
         self.recognizer = recognizer
         self.classifier = classifier
@@ -133,6 +158,22 @@ class Engine:
                 OnnxModel(require_model(cls_spec, store.dir), options), settings.classify
             )
             models["classifier"] = ModelRef(name=cls_spec.name, sha256=cls_spec.sha256)
+        orienter = None
+        line_votes = None
+        if settings.orient.mode == "auto":
+            orient_spec = get_spec(registry, settings.orient.model, "orient")
+            orienter = PageOrientationClassifier(
+                OnnxModel(require_model(orient_spec, store.dir), options)
+            )
+            models["orientation"] = ModelRef(name=orient_spec.name, sha256=orient_spec.sha256)
+            if settings.orient.confirm_upside_down:
+                line_votes = classifier
+                if line_votes is None:
+                    cls_spec = get_spec(registry, settings.classify.model, "cls")
+                    line_votes = LineOrientationClassifier(
+                        OnnxModel(require_model(cls_spec, store.dir), options), settings.classify
+                    )
+                    models["classifier"] = ModelRef(name=cls_spec.name, sha256=cls_spec.sha256)
         return cls(
             detector,
             recognizer,
@@ -141,6 +182,9 @@ class Engine:
             settings.recognize,
             settings.layout,
             models,
+            orienter,
+            settings.orient,
+            line_votes,
         )
 
     def ocr(self, image: np.ndarray, index: int = 0, rotation: int = 0) -> PageOcr:
@@ -149,49 +193,106 @@ class Engine:
         Args:
             image: ``(H, W, 3)`` uint8 BGR page as delivered (after decoding).
             index: page index recorded in the result.
-            rotation: clockwise degrees already applied while decoding, recorded in the result.
+            rotation: clockwise degrees already applied while decoding (EXIF, PDF /Rotate); the
+                engine's own quarter turn is added to it in the result, modulo 360.
 
         Returns:
             The page record (lines in reading order, boxes in ``image`` pixels) and timings.
 
         """
         timer = StageTimer()
+        settings = self.orient
+        auto = settings.mode == "auto"
+        deskew = auto and settings.deskew
+        turned = 0
+        skew = 0.0
+        straighten = False
+        maybe_upside_down = False
+        # ``to_work`` maps pixels of ``image`` to pixels of the page being read.
+        upright = image
+        to_work = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        with timer.stage("orient"):
+            if auto and self.orienter is not None:
+                verdict = self.orienter.classify(image)
+                if verdict.rotation and verdict.confidence >= settings.threshold:
+                    if verdict.rotation == 180 and self.line_votes is not None:
+                        maybe_upside_down = True  # confirmed by the lines after detection
+                    else:
+                        upright, to_work = rotate_quarter(image, verdict.rotation)
+                        turned = verdict.rotation
+            if deskew and settings.skew_from == "image":
+                angle = estimate_skew(upright, settings.max_skew_degrees)
+                if abs(angle) >= max(settings.min_skew_degrees, 0.2):
+                    straighten = True
+                    upright, turn = rotate_keep_all(upright, -angle)
+                    to_work = compose_affine(to_work, turn)
+                    skew = angle
         with timer.stage("preprocess"):
-            prepared = prepare_page(image, self.preprocess)
+            prepared = prepare_page(upright, self.preprocess)
+            work = prepared.image
+            to_work = compose_affine(to_work, prepared.affine)
+            skew += prepared.skew_degrees
         with timer.stage("detect"):
-            detections = self.detector.detect(prepared.image)
-            crops = [crop_quad(prepared.image, quad) for quad in detections.quads]
+            detections = self.detector.detect(work)
+        redetect = False
+        if maybe_upside_down and self.line_votes is not None:
+            with timer.stage("orient"):
+                voters = vote_lines(detections.quads, settings.vote_lines)
+                crops = [crop_quad(work, detections.quads[i]) for i in voters]
+                if upside_down_votes(self.line_votes.predict(crops)) > 0.5:
+                    work, turn = rotate_quarter(work, 180)
+                    to_work = compose_affine(to_work, turn)
+                    turned = 180
+                    redetect = True
+        if deskew and settings.skew_from == "lines":
+            with timer.stage("orient"):
+                # A half turn keeps line angles: the skew measured before it still holds.
+                angle_or_none = skew_from_quads(detections.quads)
+                angle = 0.0 if angle_or_none is None else angle_or_none
+                straighten = (
+                    max(settings.min_skew_degrees, 0.2) <= abs(angle) <= settings.max_skew_degrees
+                )
+                if straighten:
+                    work, turn = rotate_keep_all(work, -angle)
+                    to_work = compose_affine(to_work, turn)
+                    skew += angle
+                    redetect = True
+        if redetect:
+            with timer.stage("detect"):
+                detections = self.detector.detect(work)
+        oriented = turned != 0 or straighten
+        with timer.stage("detect"):
+            crops = [crop_quad(work, quad) for quad in detections.quads]
         if self.classifier is not None:
             with timer.stage("classify"):
                 crops, _ = self.classifier.upright(crops)
         with timer.stage("recognize"):
             readings = self.recognizer.recognize(crops)
         with timer.stage("layout"):
-            inverse = _invert_affine(prepared.affine)
-            quads = transform_quads(detections.quads, inverse)
-            np.clip(quads[:, :, 0], 0, image.shape[1] - 1, out=quads[:, :, 0])
-            np.clip(quads[:, :, 1], 0, image.shape[0] - 1, out=quads[:, :, 1])
             keep = [
                 i
                 for i, r in enumerate(readings)
                 if r.text.strip() and r.confidence >= self.recognize_settings.min_confidence
             ]
-            quads = quads[keep]
+            work_quads = detections.quads[keep]
             readings = [readings[i] for i in keep]
-            rows = group_rows(quads, self.layout.row_overlap)
-            order = [i for row in rows for i in row]
-            lines = [_line(readings[i], quads[i]) for i in order]
-            positions = {original: new for new, original in enumerate(order)}
-            text = page_text(
-                [[positions[i] for i in row] for row in rows], [ln.text for ln in lines]
+            # Reading order is found on the upright page; boxes go back to the delivered one.
+            quads = transform_quads(work_quads, _invert_affine(to_work))
+            np.clip(quads[:, :, 0], 0, image.shape[1] - 1, out=quads[:, :, 0])
+            np.clip(quads[:, :, 1], 0, image.shape[0] - 1, out=quads[:, :, 1])
+            layout = analyse_layout(
+                work_quads if oriented else quads, self.layout.mode, self.layout.row_overlap
             )
+            lines, blocks = _records(layout, readings, quads)
+            text = layout.text([reading.text for reading in readings])
         page = Page(
             index=index,
             width=int(image.shape[1]),
             height=int(image.shape[0]),
-            rotation=rotation,
-            skew=round(prepared.skew_degrees, 2),
+            rotation=(rotation + turned) % 360,
+            skew=round(skew, 2),
             lines=lines,
+            blocks=blocks,
             text=text,
         )
         return PageOcr(page=page, timings_ms={k: round(v, 1) for k, v in timer.ms.items()})
@@ -202,7 +303,30 @@ def _invert_affine(affine: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2]
 
 
-def _line(reading: Recognized, quad: np.ndarray) -> Line:
+def _records(
+    layout: PageLayout, readings: list[Recognized], quads: np.ndarray
+) -> tuple[list[Line], list[Block]]:
+    """Line and block records in reading order; ``quads`` ``(N, 4, 2)`` in delivered pixels."""
+    lines: list[Line] = []
+    blocks: list[Block] = []
+    for number, block in enumerate(layout.blocks):
+        first = len(lines)
+        for i in block.lines:
+            lines.append(_line(readings[i], quads[i], number, layout.vertical[i]))
+        corners = quads[block.lines].reshape(-1, 2)
+        (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+        box = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+        blocks.append(
+            Block(
+                kind=block.kind,
+                box=tuple((round(float(x)), round(float(y))) for x, y in box),
+                lines=list(range(first, len(lines))),
+            )
+        )
+    return lines, blocks
+
+
+def _line(reading: Recognized, quad: np.ndarray, block: int, vertical: bool) -> Line:
     corners = tuple((round(float(x)), round(float(y))) for x, y in quad)
     return Line(
         text=reading.text,
@@ -210,4 +334,6 @@ def _line(reading: Recognized, quad: np.ndarray) -> Line:
         confidence=round(reading.confidence, 4),
         box=corners,
         char_confidences=list(reading.char_confidences),
+        block=block,
+        vertical=vertical,
     )

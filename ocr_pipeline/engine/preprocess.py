@@ -1,5 +1,9 @@
 """Page preprocessing with OpenCV: grey/contrast, denoise, small-angle deskew, detector resize.
 
+The default deskew is the orientation stage's (``engine/orient.py``, measured from the detected
+lines); the ink-blob estimate here (:func:`estimate_skew`) is its ``orient.skew_from = "image"``
+alternative and the older ``preprocess.deskew`` switch.
+
 Every step is a setting (:class:`~ocr_pipeline.settings.PreprocessSettings`); the defaults are the
 ones that measured best on the dev receipts (see docs/models.md). Deskew returns the affine matrix
 it applied so detected boxes can be mapped back to the page as delivered.
@@ -17,8 +21,20 @@ from ocr_pipeline.settings import DetectSettings, PreprocessSettings
 
 # ImageNet statistics used by PaddleOCR's DBNet detectors (NormalizeImage in the model's
 # inference.yml), applied to the BGR image as the models were trained.
-DET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
-DET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+DET_NORMALIZATION = {
+    "imagenet": (
+        np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0,
+        np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0,
+    ),
+    "half": (np.full(3, 127.5, dtype=np.float32), np.full(3, 127.5, dtype=np.float32)),
+}
+"""Detector input (mean, std) per channel, 0..255 scale, per ``detect.normalization``.
+
+``imagenet`` is PaddleOCR's DBNet training normalisation; ``half`` maps pixels to [-1, 1] as
+RapidOCR 3.10 feeds the same models. With ``imagenet`` the PP-OCRv6 small detector puts box tops
+about 2 pixels low on 10-pixel newspaper text (measured against ``half`` on zh-dev 004.jpg),
+which cuts the tops of the characters; docs/models.md has the measurements that chose ``half``.
+"""
 
 
 @dataclass(frozen=True)
@@ -30,7 +46,7 @@ class Prepared:
     affine: np.ndarray
     """``(2, 3)`` float64 matrix mapping delivered-page pixels to ``image`` pixels."""
     skew_degrees: float
-    """Rotation removed by deskew, degrees counter-clockwise (0 when off)."""
+    """Skew removed by deskew: the text leaned counter-clockwise by this many degrees (0: off)."""
 
 
 def enhance_contrast(image: np.ndarray, clip_limit: float) -> np.ndarray:
@@ -106,7 +122,8 @@ def prepare_page(image: np.ndarray, settings: PreprocessSettings) -> Prepared:
     if settings.deskew:
         skew = estimate_skew(out, settings.max_deskew_degrees)
         if abs(skew) >= 0.2:
-            out, affine = rotate_keep_all(out, skew)
+            # The text leans counter-clockwise by ``skew``: turn the page back clockwise.
+            out, affine = rotate_keep_all(out, -skew)
     return Prepared(image=out, affine=affine, skew_degrees=skew)
 
 
@@ -161,12 +178,14 @@ def detector_input(image: np.ndarray, settings: DetectSettings) -> np.ndarray:
         settings: size limits.
 
     Returns:
-        ``(1, 3, h, w)`` float32 tensor, ImageNet-normalised BGR, ``h`` and ``w`` multiples of 32.
+        ``(1, 3, h, w)`` float32 tensor, BGR normalised per ``settings.normalization``, ``h`` and
+        ``w`` multiples of 32.
 
     """
     new_h, new_w = detector_size(image.shape[0], image.shape[1], settings)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    tensor = (resized.astype(np.float32) - DET_MEAN) / DET_STD
+    mean, std = DET_NORMALIZATION[settings.normalization]
+    tensor = (resized.astype(np.float32) - mean) / std
     return np.ascontiguousarray(tensor.transpose(2, 0, 1)[np.newaxis])
 
 
