@@ -6,11 +6,13 @@ engine once, so peak RSS (``ru_maxrss``) is that pair's alone. It decodes each p
 (``runtime.intra_op_threads = 0``). Reported per pair: corpus CER (whitespace-free, case-folded,
 reading order), order-free word F1 and character F1 (case-folded), as ``evaluation.Score``; wall
 seconds per page of ``Engine.ocr`` (decoding excluded), after one warm-up page; model load time
-(``Engine.from_settings``); peak RSS in MiB; per-page CER. Prints a Markdown table, writes JSON.
+(``Engine.from_settings``); peak RSS in MiB; per page CER, character and word F1, line count and
+seconds. Prints a Markdown table (and with ``--per-page`` one per pair's pages), writes JSON.
 
-    /work/venv/bin/python benchmarks/bench_models.py          # all four pairs on sroie-dev
-    /work/venv/bin/python benchmarks/bench_models.py --pairs ppocrv6-small \
+    .venv/bin/python benchmarks/bench_models.py          # all four pairs on sroie-dev
+    .venv/bin/python benchmarks/bench_models.py --pairs ppocrv6-small \
         --set detect.box_thresh=0.5 --json benchmarks/results/v6-small.json
+    .venv/bin/python benchmarks/bench_models.py --dataset ../shared/data/zh-dev --per-page
 """
 
 from __future__ import annotations
@@ -73,13 +75,21 @@ def measure(dataset: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         if image is None:
             raise SystemExit(f"cannot decode {page.image}")
         start = time.perf_counter()
-        text = engine.ocr(image).page.text
-        seconds += time.perf_counter() - start
-        score.add(text, page.text)
+        result = engine.ocr(image).page
+        elapsed = time.perf_counter() - start
+        seconds += elapsed
+        score.add(result.text, page.text)
         one = Score()
-        one.add(text, page.text)
+        one.add(result.text, page.text)
         per_page.append(
-            {"image": page.image.name, "cer": round(one.cer, 4), "word_f1": round(one.word_f1, 4)}
+            {
+                "image": page.image.name,
+                "cer": round(one.cer, 4),
+                "word_f1": round(one.word_f1, 4),
+                "char_f1": round(one.char_f1, 4),
+                "lines": len(result.lines),
+                "seconds": round(elapsed, 3),
+            }
         )
     return {
         "pages": score.pages,
@@ -125,6 +135,25 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def page_table(row: dict[str, Any]) -> str:
+    """Markdown table of one pair's pages: CER, character F1, lines, seconds."""
+    lines = [
+        f"{row['pair']}:",
+        "| page | CER | char F1 | word F1 | lines | s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for page in row["per_page"]:
+        lines.append(
+            f"| {page['image']} | {page['cer']:.4f} | {page['char_f1']:.4f} | "
+            f"{page['word_f1']:.4f} | {page['lines']} | {page['seconds']:.2f} |"
+        )
+    lines.append(
+        f"| all | {row['cer']:.4f} | {row['char_f1']:.4f} | {row['word_f1']:.4f} | "
+        f"{sum(p['lines'] for p in row['per_page'])} | {row['seconds_per_page']:.2f} per page |"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
@@ -133,6 +162,7 @@ def main() -> None:
     parser.add_argument(
         "--json", type=Path, default=REPO / "benchmarks" / "results" / "models.json"
     )
+    parser.add_argument("--per-page", action="store_true", help="also a table per pair's pages")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -142,6 +172,10 @@ def main() -> None:
     rows = [run_pair(name, args.dataset, extra) for name in args.pairs]
     print(f"dataset: {args.dataset} ({rows[0]['pages']} pages); overrides: {extra or 'none'}")
     print(table(rows))
+    if args.per_page:
+        for row in rows:
+            print()
+            print(page_table(row))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"overrides": extra, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")
