@@ -620,8 +620,10 @@ class Daemon:
             back = self.folders.inbox / claim.relative
             if not back.exists():
                 back.parent.mkdir(parents=True, exist_ok=True)
+                # Recorded before it reappears (a rename keeps size and mtime), so the watcher
+                # never sees the original back in the inbox without its ledger entry.
+                self.kept.add(claim.relative, claim.path.stat())
                 os.rename(claim.path, back)
-                self.kept.add(claim.relative, back.stat())
                 return str(back)
         target = free_name(self.folders.archive / claim.relative, sha[:8])
         move_file(claim.path, target)

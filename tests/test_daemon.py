@@ -194,7 +194,9 @@ def test_startup_files_polling_bad_inputs_duplicates_and_reload(
         wait_until(lambda: bool(layout.events("reloaded")), 30, "the reload record")
         (layout.inbox / "after-reload.png").write_bytes(png_variant(crops[3], "reload"))
         wait_until(
-            lambda: (layout.outbox / "after-reload.json").is_file(), 60, "a job after reload"
+            lambda: any(r["source"] == "after-reload.png" for r in layout.events("done")),
+            60,
+            "a job after reload (its audit record follows its result files)",
         )
         assert daemon.status()["generation"] == 1
         reread = json.loads((layout.outbox / "after-reload.json").read_text(encoding="utf-8"))
