@@ -82,7 +82,7 @@ def cjk_font(size: int) -> ImageFont.FreeTypeFont:
         path = folder / "NotoSerifCJK-Regular.ttc"
         if path.is_file():
             return ImageFont.truetype(str(path), size, index=SC_INDEX)
-    pytest.skip("no Noto CJK font: run `apt-get install fonts-noto-cjk` (scripts/test.sh does)")
+    pytest.fail("no Noto CJK font: run `apt-get install fonts-noto-cjk` (scripts/test.sh does)")
 
 
 def vertical_chinese_page(size: int = 44, per_column: int = 16) -> tuple[np.ndarray, list[str]]:
