@@ -14,10 +14,10 @@ Engines (``--engines``, default all):
   (its defaults: bundled PP-OCRv4 det/rec plus classifier), each in its own virtual environment
   ``benchmarks/.peers/<name>/`` made here when missing (``python -m venv``, then pip installs the
   pinned package and the same onnxruntime version as ours), run by
-  ``benchmarks/peers/run_rapidocr.py``. All cores: one process per core, pages dealt
-  round-robin, ONE intra-op thread each: RapidOCR's default (ONNX Runtime's own thread count in
-  every process) over-subscribes the cores and measured 1.5x slower here. One core: one process,
-  one intra-op thread.
+  ``benchmarks/peers/run_rapidocr.py``. All cores: one process per core, pages dealt by
+  pixel count (:func:`deal`), ONE intra-op thread each: RapidOCR's default (ONNX Runtime's
+  own thread count in every process) over-subscribes the cores and measured 1.5x slower here.
+  One core: one process, one intra-op thread.
 * ``tesseract``: Debian's Tesseract 5 CLI (apt-installed here when missing), ``tesseract IMAGE
   stdout -l eng`` (``chi_sim+eng`` for pages whose ground truth ``lang`` is zh), one process per
   page with ``OMP_THREAD_LIMIT=1``. All cores: one process per core at a time. One core: one at
@@ -29,7 +29,7 @@ Engines (``--engines``, default all):
   the engine holds (detector, recognizer, and any other stage's model, e.g. page orientation)
   is wrapped to record the exact tensors passed; this run is not timed. Then only those forward
   passes are replayed, in call order, on fresh sessions with the product's session options:
-  ``2x1`` (one process per core, one intra-op thread each, pages dealt round-robin), ``1x2``
+  ``2x1`` (one process per core, one intra-op thread each, pages dealt by tensor volume), ``1x2``
   (one process, one thread per core), and ``1x1`` (one process, one thread, on one core). The
   capture run's texts are compared with ocr-pipeline's outbox texts (they should be identical).
 
@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -402,9 +403,10 @@ def peer_pass(name: str, python: Path, batch: list[Page], work: Path, one_core: 
     processes = 1 if one_core else min(CORES, len(batch))
     threads = 1 if one_core else PEER_THREADS_ALL_CORES
     commands, logs, outs = [], [], []
+    shares = deal(batch, processes, lambda page: pixel_count(page.image))
     for k in range(processes):
         listing = work / f"images-{k}.txt"
-        listing.write_text("".join(f"{p.image}\n" for p in batch[k::processes]), "utf-8")
+        listing.write_text("".join(f"{p.image}\n" for p in shares[k]), "utf-8")
         outs.append(work / f"pages-{k}.jsonl")
         logs.append(work / f"runner-{k}.log")
         options = ["--images", str(listing), "--out", str(outs[-1]), "--threads", str(threads)]
@@ -455,17 +457,45 @@ def tesseract_pass(batch: list[Page], work: Path, one_core: bool) -> Pass:
     return result
 
 
+def deal(batch: list[Page], processes: int, weight: Callable[[Page], float]) -> list[list[Page]]:
+    """Share pages among processes so that each gets about the same work.
+
+    ocr-pipeline's pool hands the next page to whichever worker is free, so its workers finish
+    together; dealing pages round-robin to fixed processes instead left one of them idle for a
+    large share of a batch (seen in the floor). Largest first, each page to the process with the
+    least work so far (the LPT rule).
+    """
+    shares: list[list[Page]] = [[] for _ in range(processes)]
+    loads = [0.0] * processes
+    for page in sorted(batch, key=weight, reverse=True):
+        k = loads.index(min(loads))
+        shares[k].append(page)
+        loads[k] += weight(page)
+    return shares
+
+
+@functools.cache
+def pixel_count(image: Path) -> float:
+    """Pixels of an image file (its first page), the work estimate for dealing a peer's pages."""
+    import cv2
+
+    decoded = cv2.imread(str(image), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    return 4.0 * decoded.shape[0] * decoded.shape[1] if decoded is not None else 0.0
+
+
 def floor_pass(
     batch: list[Page], capture: Path, work: Path, processes: int, threads: int, one_core: bool
 ) -> Pass:
     """Replay the captured forward passes of ``batch`` in ``processes`` x ``threads``."""
     processes = min(processes, len(batch))
     commands, logs, outs = [], [], []
+    index = json.loads((capture / "capture.json").read_text(encoding="utf-8"))
+    shares = deal(batch, processes, lambda page: float(index["pages"][page.relative]["mib"]))
     for k in range(processes):
         outs.append(work / f"floor-{k}.jsonl")
         logs.append(work / f"floor-{k}.log")
         listing = work / f"floor-{k}.pages"
-        listing.write_text("".join(f"{p.relative}\n" for p in batch[k::processes]), "utf-8")
+        listing.write_text("".join(f"{p.relative}\n" for p in shares[k]), "utf-8")
         options = ["--pages", str(listing), "--threads", str(threads), "--out", str(outs[-1])]
         commands.append([sys.executable, __file__, "--floor-worker", str(capture), *options])
     cpu = ONE_CPU if one_core else None

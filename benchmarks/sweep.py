@@ -32,12 +32,10 @@ import numpy as np
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.engine.classify import line_tensor, resize_line
 from ocr_pipeline.engine.recognize import (
-    BASE_WIDTH_RATIO,
     Recognized,
     TextRecognizer,
     ctc_greedy_decode,
     insert_visible_spaces,
-    width_batches,
 )
 from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.evaluation import Score, load_ground_truth
@@ -79,9 +77,7 @@ def _memo_recognize(recognizer: TextRecognizer, name: str) -> None:
 
     def recognize(crops: list[np.ndarray]) -> list[Recognized]:
         results: list[Recognized | None] = [None] * len(crops)
-        ratios = [max(BASE_WIDTH_RATIO, c.shape[1] / max(c.shape[0], 1)) for c in crops]
-        for chunk in width_batches(ratios, settings.batch_size, settings.width_growth):
-            width = min(settings.max_width, int(np.ceil(recognizer.height * ratios[chunk[-1]])))
+        for chunk, width in recognizer.plan(crops):
             resized = [resize_line(crops[i], recognizer.height, width) for i in chunk]
             batch = np.stack([line_tensor(line, width) for line in resized])
             key = (name, _digest(batch), settings.space_gap)
@@ -137,6 +133,7 @@ def evaluate(
         "overrides": overrides,
         "cer": round(score.cer, 4),
         "word_f1": round(score.word_f1, 4),
+        "char_f1": round(score.char_f1, 4),
         "per_page_cer": per_page,
     }
     return figures, records
@@ -171,7 +168,8 @@ def main() -> None:
         with args.out.open("a", encoding="utf-8") as sink:
             sink.write(json.dumps(figures) + "\n")
         print(
-            f"F1 {figures['word_f1']:.4f}  CER {figures['cer']:.4f}  "
+            f"F1 {figures['word_f1']:.4f}  char F1 {figures['char_f1']:.4f}  "
+            f"CER {figures['cer']:.4f}  "
             f"({time.perf_counter() - start:.0f} s)  {json.dumps(overrides)}",
             flush=True,
         )

@@ -129,12 +129,19 @@ class RecognizeSettings(_Section):
     """CTC text recognition."""
 
     model: str = Field("ppocrv6-small-rec", description="Recognizer name in models.toml.")
-    batch_size: int = Field(8, ge=1, description="Lines per recognizer batch (sorted by width).")
+    batch_size: int = Field(
+        1, ge=1, description="Lines per recognizer batch (sorted by width; 1: no padding)."
+    )
     width_growth: float = Field(
         1.1, ge=1, description="Widest / narrowest line width allowed in one batch."
     )
     min_confidence: float = Field(
         0.5, ge=0, le=1, description="Lines whose mean confidence is below this are dropped."
+    )
+    min_width: int = Field(
+        160,
+        ge=8,
+        description="Narrowest recognizer input, pixels; shorter lines are padded to it.",
     )
     max_width: int = Field(3200, ge=64, description="Widest recognizer input, pixels.")
     space_gap: float = Field(

@@ -20,9 +20,6 @@ from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.errors import ModelError
 from ocr_pipeline.settings import RecognizeSettings
 
-BASE_WIDTH_RATIO = 320 / 48
-"""Narrowest batch width / height (PaddleOCR's rec image shape 3x48x320)."""
-
 
 @dataclass(frozen=True)
 class Recognized:
@@ -175,7 +172,7 @@ def width_batches(ratios: list[float], batch_size: int, growth: float) -> list[l
     (measured in docs/models.md), and costs time.
 
     Args:
-        ratios: padded aspect ratio per line (already at least ``BASE_WIDTH_RATIO``).
+        ratios: padded aspect ratio per line (from :meth:`TextRecognizer.plan`).
         batch_size: most lines per batch.
         growth: widest / narrowest ratio allowed within a batch, >= 1.
 
@@ -219,16 +216,31 @@ class TextRecognizer:
         self.height = height
         self.settings = settings
 
+    def plan(self, crops: list[np.ndarray]) -> list[tuple[list[int], int]]:
+        """Group crops ``(h, w, 3)`` into batches and choose each batch's input width.
+
+        A line's width at the model's height is padded to at least ``settings.min_width``;
+        batches come from :func:`width_batches`; a batch's width is its widest line's, at most
+        ``settings.max_width`` pixels (wider lines are squeezed).
+
+        Returns:
+            ``(indices into crops, input width in pixels)`` per batch.
+        """
+        base = self.settings.min_width / self.height
+        ratios = [max(base, c.shape[1] / max(c.shape[0], 1)) for c in crops]
+        plan = []
+        for chunk in width_batches(ratios, self.settings.batch_size, self.settings.width_growth):
+            width = min(self.settings.max_width, int(np.ceil(self.height * ratios[chunk[-1]])))
+            plan.append((chunk, width))
+        return plan
+
     def recognize(self, crops: list[np.ndarray]) -> list[Recognized]:
         """Read each crop ``(h, w, 3)`` uint8 BGR; results in the input order.
 
-        Crops are grouped by :func:`width_batches` so each batch pads little, then padded to the
-        widest in the batch (at least ``BASE_WIDTH_RATIO * height``, at most ``max_width``).
+        Crops are batched and padded right as :meth:`plan` says, scaled to [-1, 1].
         """
         results: list[Recognized | None] = [None] * len(crops)
-        ratios = [max(BASE_WIDTH_RATIO, c.shape[1] / max(c.shape[0], 1)) for c in crops]
-        for chunk in width_batches(ratios, self.settings.batch_size, self.settings.width_growth):
-            width = min(self.settings.max_width, int(np.ceil(self.height * ratios[chunk[-1]])))
+        for chunk, width in self.plan(crops):
             resized = [resize_line(crops[i], self.height, width) for i in chunk]
             probs = self.model.run(np.stack([line_tensor(line, width) for line in resized]))
             stride = width / probs.shape[1]
