@@ -610,14 +610,14 @@ def floor_worker(capture: Path, listing: Path, threads: int, out: Path) -> None:
     """Load the captured tensors of the pages in ``listing``, then time only the forward passes."""
     import numpy as np
 
-    from ocr_pipeline.engine.session import OnnxModel, session_options
+    from ocr_pipeline.engine.session import OnnxModel, run_options, session_options
     from ocr_pipeline.settings import load_settings
 
     index = json.loads((capture / "capture.json").read_text(encoding="utf-8"))
     settings = load_settings()
     runtime = settings.runtime.model_copy(update={"intra_op_threads": threads})
-    options = session_options(runtime)
-    sessions = {role: OnnxModel(Path(path), options) for role, path in index["models"].items()}
+    options, run = session_options(runtime), run_options(runtime)
+    sessions = {role: OnnxModel(Path(p), options, run) for role, p in index["models"].items()}
     loaded = []
     for relative in listing.read_text(encoding="utf-8").splitlines():
         with np.load(capture / index["pages"][relative]["file"]) as archive:

@@ -10,7 +10,9 @@ killed and fails with ``TimeoutError``; ``max_tasks`` recycles workers. What we 
 * workers ignore SIGINT, so Ctrl-C reaches only the daemon, which drains them;
 * workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
   threaded process can deadlock;
-* intra-op threads per worker are set so that workers x threads = cores.
+* intra-op threads per worker are set so that workers x threads = cores;
+* after each job a worker gives its free heap memory back, so its resident memory stays flat
+  over thousands of jobs (:mod:`ocr_pipeline.memory`).
 
 Two test-only hooks, read from the environment of the worker and unset in production:
 ``OCR_PIPELINE_TEST_CRASH_MARKER`` (a worker SIGKILLs itself when the file name contains it) and
@@ -33,6 +35,7 @@ from ocr_pipeline.correct import Corrector, corrector_from_settings
 from ocr_pipeline.documents import DecodeLimits
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.jobs import ocr_file
+from ocr_pipeline.memory import release_free_memory
 from ocr_pipeline.results import DocumentResult
 from ocr_pipeline.settings import Settings
 
@@ -106,7 +109,10 @@ def run_job(request: JobRequest) -> JobOutcome:
     limits = DecodeLimits(
         max_bytes=decode.max_bytes, max_pixels=decode.max_pixels, pdf_dpi=decode.pdf_dpi
     )
-    result = ocr_file(request.path, _engine, limits, request.relative, _corrector)
+    try:
+        result = ocr_file(request.path, _engine, limits, request.relative, _corrector)
+    finally:
+        release_free_memory()
     return JobOutcome(
         result=result, worker_pid=os.getpid(), generation=_generation, reloaded=reloaded
     )

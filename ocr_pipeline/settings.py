@@ -190,6 +190,10 @@ class RuntimeSettings(_Section):
         "all", description="ONNX Runtime graph optimisation level."
     )
     memory_arena: bool = Field(True, description="Use ONNX Runtime's CPU memory arena.")
+    arena_shrink: bool = Field(
+        True,
+        description="Give the arena's unused memory back after every model run (flat RSS).",
+    )
 
 
 class ModelStoreSettings(_Section):

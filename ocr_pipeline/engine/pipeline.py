@@ -37,7 +37,7 @@ from ocr_pipeline.engine.recognize import (
     build_charset,
     read_dictionary,
 )
-from ocr_pipeline.engine.session import OnnxModel, session_options
+from ocr_pipeline.engine.session import OnnxModel, run_options, session_options
 from ocr_pipeline.models import get_spec, load_registry, require_model
 from ocr_pipeline.results import Block, Line, ModelRef, Page
 from ocr_pipeline.settings import (
@@ -129,12 +129,13 @@ class Engine:
         store = settings.models
         registry = load_registry(store.registry_file)
         options = session_options(settings.runtime)
+        run = run_options(settings.runtime)
         det_spec = get_spec(registry, settings.detect.model, "det")
         rec_spec = get_spec(registry, settings.recognize.model, "rec")
         detector = TextDetector(
-            OnnxModel(require_model(det_spec, store.dir), options), settings.detect
+            OnnxModel(require_model(det_spec, store.dir), options, run), settings.detect
         )
-        rec_model = OnnxModel(require_model(rec_spec, store.dir), options)
+        rec_model = OnnxModel(require_model(rec_spec, store.dir), options, run)
         dict_path = rec_spec.dictionary_path(store.dir)
         if dict_path is not None:
             dictionary = read_dictionary(dict_path)
@@ -155,7 +156,7 @@ class Engine:
         if settings.classify.enabled:
             cls_spec = get_spec(registry, settings.classify.model, "cls")
             classifier = LineOrientationClassifier(
-                OnnxModel(require_model(cls_spec, store.dir), options), settings.classify
+                OnnxModel(require_model(cls_spec, store.dir), options, run), settings.classify
             )
             models["classifier"] = ModelRef(name=cls_spec.name, sha256=cls_spec.sha256)
         orienter = None
@@ -163,7 +164,7 @@ class Engine:
         if settings.orient.mode == "auto":
             orient_spec = get_spec(registry, settings.orient.model, "orient")
             orienter = PageOrientationClassifier(
-                OnnxModel(require_model(orient_spec, store.dir), options)
+                OnnxModel(require_model(orient_spec, store.dir), options, run)
             )
             models["orientation"] = ModelRef(name=orient_spec.name, sha256=orient_spec.sha256)
             if settings.orient.confirm_upside_down:
@@ -171,7 +172,8 @@ class Engine:
                 if line_votes is None:
                     cls_spec = get_spec(registry, settings.classify.model, "cls")
                     line_votes = LineOrientationClassifier(
-                        OnnxModel(require_model(cls_spec, store.dir), options), settings.classify
+                        OnnxModel(require_model(cls_spec, store.dir), options, run),
+                        settings.classify,
                     )
                     models["classifier"] = ModelRef(name=cls_spec.name, sha256=cls_spec.sha256)
         return cls(

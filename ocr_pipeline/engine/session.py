@@ -39,19 +39,36 @@ def session_options(runtime: RuntimeSettings) -> ort.SessionOptions:
     return options
 
 
+def run_options(runtime: RuntimeSettings) -> ort.RunOptions:
+    """Build the options of every ``Run`` call from the runtime settings.
+
+    With ``arena_shrink``, ONNX Runtime hands the CPU arena's unused chunks back at the end of
+    each run (run option ``memory.enable_memory_arena_shrinkage``). Without it the arena keeps
+    the high-water mark of the largest page seen: a worker's RSS grew from 405 MiB to 1.1 GiB
+    over the first 25 receipts (:mod:`ocr_pipeline.memory`).
+    """
+    options = ort.RunOptions()
+    if runtime.memory_arena and runtime.arena_shrink:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
 class OnnxModel:
     """One loaded ONNX model with a single input and a single (first) output.
 
     Args:
         path: the ``.onnx`` file.
         options: session options from :func:`session_options`.
+        run: options of each run from :func:`run_options` (default: ONNX Runtime's).
 
     Raises:
         ModelError: ONNX Runtime cannot load the file.
 
     """
 
-    def __init__(self, path: Path, options: ort.SessionOptions) -> None:
+    def __init__(
+        self, path: Path, options: ort.SessionOptions, run: ort.RunOptions | None = None
+    ) -> None:
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -61,6 +78,7 @@ class OnnxModel:
                 f"ONNX Runtime cannot load {path}: {exc}; run `ocr-pipeline models fetch --force`"
             ) from exc
         self.path = path
+        self._run_options = run
         self.input_name: str = self._session.get_inputs()[0].name
         self.output_name: str = self._session.get_outputs()[0].name
         self.output_shape: list[int | str | None] = list(self._session.get_outputs()[0].shape)
@@ -68,5 +86,5 @@ class OnnxModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on one float32 batch, ``(N, C, H, W)``; return the first output."""
-        outputs = self._session.run([self.output_name], {self.input_name: batch})
+        outputs = self._session.run([self.output_name], {self.input_name: batch}, self._run_options)
         return np.asarray(outputs[0])
