@@ -110,3 +110,16 @@ def test_width_batches_bound_padding_and_size() -> None:
         widths = [ratios[i] for i in batch]
         assert widths == sorted(widths) and widths[-1] <= 1.1 * widths[0]
     assert batches[0] == [1, 2, 6]
+
+
+def test_recognition_plan_pads_short_lines_to_min_width_only() -> None:
+    from ocr_pipeline.engine.recognize import TextRecognizer
+    from ocr_pipeline.settings import RecognizeSettings
+
+    crops = [np.zeros((24, w, 3), np.uint8) for w in (30, 100, 400, 2000)]  # at height 48: x2
+    defaults = RecognizeSettings()
+    plan = TextRecognizer(None, [], 48, defaults).plan(crops)  # type: ignore[arg-type]
+    assert sorted(plan) == [([0], 160), ([1], 200), ([2], 800), ([3], 3200)]  # min 160, max 3200
+    batched = RecognizeSettings(batch_size=8, width_growth=1.3, min_width=320)
+    plan = TextRecognizer(None, [], 48, batched).plan(crops)  # type: ignore[arg-type]
+    assert plan == [([0, 1], 320), ([2], 800), ([3], 3200)]
