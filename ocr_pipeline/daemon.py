@@ -222,7 +222,9 @@ class Daemon:
             ) from exc
         workers = worker_count(self.settings)
         self.job_settings = worker_settings(self.settings, workers)
-        self.pool = WorkerPool(workers, daemon.max_jobs_per_worker)
+        self.pool = WorkerPool(
+            workers, daemon.max_jobs_per_worker, self.job_settings, self.generation
+        )
         previous = self._install_signal_handlers()
         observer = None
         try:
@@ -461,7 +463,12 @@ class Daemon:
                 f"minute; last reason: {reason}); see the log above for their error, fix it "
                 "(memory limit, models, permissions) and start the daemon again"
             )
-        self.pool = WorkerPool(self.pool.workers, self.settings.daemon.max_jobs_per_worker)
+        self.pool = WorkerPool(
+            self.pool.workers,
+            self.settings.daemon.max_jobs_per_worker,
+            self.job_settings,
+            self.generation,
+        )
 
     def _check_pool(self) -> None:
         """Restart the pool when a job has waited past its stall deadline."""

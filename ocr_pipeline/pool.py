@@ -73,9 +73,23 @@ _corrector: Corrector | None = None
 _generation = -1
 
 
-def _init_worker() -> None:
-    """Worker start-up: leave SIGINT to the daemon."""
+def _init_worker(settings: Settings | None, generation: int) -> None:
+    """Worker start-up: leave SIGINT to the daemon, then load the engine and lexicons.
+
+    Loading here, while the daemon settles its first files, keeps the model load (about 1 s of
+    session creation per worker) out of the first job's time. A load that fails leaves the
+    worker empty: its first job loads again and fails with the error, which names the fix.
+    """
+    global _engine, _corrector, _generation
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if settings is None:
+        return
+    try:
+        _engine = Engine.from_settings(settings)
+        _corrector = corrector_from_settings(settings.correct)
+        _generation = generation
+    except Exception:  # reported again by the first job, with its file name
+        _engine, _corrector, _generation = None, None, -1
 
 
 def _test_hooks(request: JobRequest) -> None:
@@ -135,12 +149,25 @@ def worker_count(settings: Settings) -> int:
 class WorkerPool:
     """A fixed number of OCR worker processes."""
 
-    def __init__(self, workers: int, max_jobs_per_worker: int) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_jobs_per_worker: int,
+        preload: Settings | None = None,
+        generation: int = 0,
+    ) -> None:
+        """Start ``workers`` processes; with ``preload``, each loads that engine as it starts.
+
+        ``generation`` is the settings generation ``preload`` belongs to; a worker started later
+        (replacing a dead or recycled one) loads the same and reloads at its first job if the
+        daemon has moved on.
+        """
         self.workers = workers
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_jobs_per_worker,
             initializer=_init_worker,
+            initargs=(preload, generation),
             context=multiprocessing.get_context("spawn"),
         )
 
