@@ -2,10 +2,10 @@
 
 A worker OCRs pages of every size, so what it allocates (decoded pages, detector inputs and
 probability maps, recognizer inputs) varies from one page to the next. Two things kept that
-memory after each page, measured with the default models over 60 receipts in one process:
+memory after each page, measured with the default models over 60-100 receipts in one process:
 
-* ONNX Runtime's CPU arena keeps its high-water mark: 405 MiB after 10 receipts, 1101 MiB
-  after 25 and from then on. The run option ``memory.enable_memory_arena_shrinkage``
+* ONNX Runtime's CPU arena keeps its high-water mark: 518 MiB after 10 receipts, 1327 MiB
+  after 50, 1349 MiB after 100. The run option ``memory.enable_memory_arena_shrinkage``
   (``runtime.arena_shrink``, :func:`ocr_pipeline.engine.session.run_options`) hands unused
   chunks back after each run, at about 1% of CPU time.
 * glibc's ``malloc`` keeps freed heap memory for reuse, and its arenas fragment as page sizes

@@ -80,16 +80,37 @@ def _init_worker(settings: Settings | None, generation: int) -> None:
     session creation per worker) out of the first job's time. A load that fails leaves the
     worker empty: its first job loads again and fails with the error, which names the fix.
     """
-    global _engine, _corrector, _generation
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if settings is None:
         return
     try:
-        _engine = Engine.from_settings(settings)
-        _corrector = corrector_from_settings(settings.correct)
-        _generation = generation
+        _load(settings, generation)
     except Exception:  # reported again by the first job, with its file name
-        _engine, _corrector, _generation = None, None, -1
+        _forget()
+
+
+def _load(settings: Settings, generation: int) -> Engine:
+    """Load this worker's engine and corrector for ``generation``, freeing the old ones first.
+
+    Returns:
+        The new engine (also kept in the module's ``_engine``).
+
+    Raises:
+        ModelError: a model is missing or corrupt.
+        ConfigError: a lexicon or the look-alike table cannot be read.
+
+    """
+    global _engine, _corrector, _generation
+    _forget()  # free the old sessions before loading the new ones
+    _engine = Engine.from_settings(settings)
+    _corrector = corrector_from_settings(settings.correct)
+    _generation = generation
+    return _engine
+
+
+def _forget() -> None:
+    global _engine, _corrector, _generation
+    _engine, _corrector, _generation = None, None, -1
 
 
 def _test_hooks(request: JobRequest) -> None:
@@ -110,21 +131,17 @@ def run_job(request: JobRequest) -> JobOutcome:
         OSError: the file cannot be read.
 
     """
-    global _engine, _corrector, _generation
     _test_hooks(request)
-    reloaded = False
     if _engine is None or _generation != request.generation:
-        _engine = None  # free the old sessions before loading the new ones
-        _engine = Engine.from_settings(request.settings)
-        _corrector = corrector_from_settings(request.settings.correct)
-        _generation = request.generation
-        reloaded = True
+        engine, reloaded = _load(request.settings, request.generation), True
+    else:
+        engine, reloaded = _engine, False
     decode = request.settings.decode
     limits = DecodeLimits(
         max_bytes=decode.max_bytes, max_pixels=decode.max_pixels, pdf_dpi=decode.pdf_dpi
     )
     try:
-        result = ocr_file(request.path, _engine, limits, request.relative, _corrector)
+        result = ocr_file(request.path, engine, limits, request.relative, _corrector)
     finally:
         release_free_memory()
     return JobOutcome(
