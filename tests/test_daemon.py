@@ -233,7 +233,12 @@ def test_killed_worker_is_replaced_and_poison_file_fails_after_two_tries(
         marker = next(started.iterdir())
         worker_pid = int(marker.name.removeprefix("started-"))
         os.kill(worker_pid, signal.SIGKILL)
-        wait_until(lambda: (layout.outbox / "victim.json").is_file(), 120, "the retried job")
+        # The audit record "done" is written after the results: wait for it, not for the JSON.
+        wait_until(
+            lambda: any(r["source"] == "victim.png" for r in layout.events("done")),
+            120,
+            "the retried job's done record",
+        )
         victim = json.loads((layout.outbox / "victim.json").read_text(encoding="utf-8"))
         assert victim["text"] == expected_texts[5]
         retried = [r for r in layout.events("retried") if r["source"] == "victim.png"]
