@@ -546,9 +546,18 @@ class Daemon:
             stem = self.index.stem_for(claim.relative, sha)
             _write_result_at(result, self.folders.outbox, stem)
             self.index.add(sha, stem)
-            target = self._dispose_original(claim, sha)
         except OSError as exc:
             self._note_error(relative, exc, "results not written; the file stays claimed")
+            return
+        try:
+            target = self._dispose_original(claim, sha)
+        except OSError as exc:
+            self._note_error(
+                relative,
+                exc,
+                "results written, but the original could not be moved out of the work folder; "
+                "it stays claimed (check the archive folder's permissions and free space)",
+            )
             return
         claim.discard()
         self.shas.pop(claim.claim_dir, None)

@@ -150,10 +150,16 @@ def move_file(source: Path, target: Path) -> None:
         if exc.errno != errno.EXDEV:
             raise
         temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
-        shutil.copy2(source, temporary)
-        with temporary.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.rename(temporary, target)
+        try:
+            shutil.copy2(source, temporary)
+            # Read-only: copy2 keeps the source's mode, and scans are often dropped read-only
+            # (0444), which a non-root user could not reopen for writing. fsync needs no write.
+            with temporary.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.rename(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         fsync_dir(target.parent)
         source.unlink()
     fsync_dir(target.parent)

@@ -133,6 +133,23 @@ def result_schema() -> dict[str, Any]:
     return DocumentResult.model_json_schema(by_alias=True)
 
 
+def _process_umask() -> int:
+    """The process's umask, read without changing it (``/proc`` on Linux), else via ``os.umask``."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Mode of result files: what ``open()`` would create (0644 under the usual umask 022).
+_NEW_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the whole new one.
 
@@ -146,6 +163,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; results are for other users too
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
