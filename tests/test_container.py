@@ -6,6 +6,11 @@ clean virtual environment: the ``RUN`` install line of the build stage, and the 
 non-root UID (``setpriv``). The daemon must process a dropped file into results owned by that UID,
 report healthy, report unhealthy when wedged (SIGSTOP), and stop on SIGTERM within its grace
 period. ``tini`` (the image's PID 1) is left out: it only forwards the signal.
+
+Then the image itself: built with podman on a Debian base made with debootstrap
+(``scripts/podman_base_image.sh``) and run with the folders bind-mounted, checking the same
+behaviour through the container's own user, HEALTHCHECK and STOPSIGNAL. It skips, saying why,
+where podman or the base image is missing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from ocr_pipeline.evaluation import Score, load_ground_truth
 from ocr_pipeline.settings import PROJECT_ROOT
 from tests.conftest import SROIE_DEV
 from tests.daemon_harness import wait_until
@@ -123,8 +129,13 @@ def clean_venv() -> Iterator[Path]:
     )
     models = re.search(r"ocr-pipeline (models fetch [^&]*)&&", _dockerfile())
     assert models
+    # A store of its own, holding only what the build line fetches (not the project's store).
+    store = root / "models"
+    store.mkdir()
+    shutil.copyfile(PROJECT_ROOT / "models" / "models.toml", store / "models.toml")
     subprocess.run(
         [str(venv / "bin" / "ocr-pipeline"), *shlex.split(models.group(1))],
+        env={**os.environ, "OCR_PIPELINE_MODELS__DIR": str(store)},
         check=True,
         timeout=600,
     )
@@ -154,6 +165,7 @@ def test_image_start_command_as_non_root_user(clean_venv: Path) -> None:
         **{k: v.replace("/data", str(data)) for k, v in _image_env().items()},
         "OCR_PIPELINE_DAEMON__STATUS_SECONDS": "0.5",
         "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0.5",
+        "OCR_PIPELINE_MODELS__DIR": str(clean_venv.parent / "models"),
     }
     entrypoint = _exec_form("ENTRYPOINT")[2:] + _exec_form("CMD")
     command = ["setpriv", f"--reuid={IMAGE_UID}", f"--regid={IMAGE_UID}", "--clear-groups"]
@@ -188,3 +200,129 @@ def test_image_start_command_as_non_root_user(clean_venv: Path) -> None:
         log.close()
         print((base / "daemon.log").read_text(encoding="utf-8", errors="replace")[-3000:])
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- the image itself, built and run with podman ---------------------------------------------
+
+PODMAN_BASE = "localhost/ocr-pipeline-base:bookworm"  # scripts/podman_base_image.sh makes it
+PODMAN_TAG = "localhost/ocr-pipeline:test"
+PODMAN_UID = 4321  # not the default 10001: the build argument must be honoured
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# Podman 4.3 (Debian 12) on this VM: crun 1.8.1 refuses the hybrid cgroup v1/v2 layout, so runc
+# runs the containers; without CAP_SYS_RESOURCE podman's default rlimits (1048576 open files)
+# cannot be set, so lower ones are given.
+PODMAN = ["podman", "--runtime", "runc"]
+LIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+
+
+def _podman_ready() -> str | None:
+    """Why the podman test cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "podman without root needs subuid ranges; run as root"
+    for tool in ("podman", "runc"):
+        if not shutil.which(tool):
+            return f"{tool} not installed (scripts/test.sh installs it as root with apt)"
+    exists = subprocess.run(["podman", "image", "exists", PODMAN_BASE], check=False, timeout=60)
+    if exists.returncode != 0:
+        return f"no base image {PODMAN_BASE}: run scripts/podman_base_image.sh"
+    return None
+
+
+def _pod(*args: str, timeout: float = 120, check: bool = True) -> str:
+    done = subprocess.run(
+        [*PODMAN, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def podman_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Dockerfile built with podman on the debootstrapped base, for UID/GID 4321."""
+    reason = _podman_ready()
+    if reason:
+        pytest.skip(reason)
+    build_args = ["--build-arg", f"BASE_IMAGE={PODMAN_BASE}"]
+    build_args += ["--build-arg", f"UID={PODMAN_UID}", "--build-arg", f"GID={PODMAN_UID}"]
+    mounts: list[str] = []
+    if HOST_CA_BUNDLE.is_file():
+        # This machine reaches PyPI through a TLS-inspecting proxy whose CA only the host's
+        # bundle holds; pip (certifi) is pointed at it for the build only, not baked in.
+        pip_conf = tmp_path_factory.mktemp("pip") / "pip.conf"
+        pip_conf.write_text(f"[global]\ncert = {HOST_CA_BUNDLE}\n", encoding="utf-8")
+        mounts = ["-v", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+        mounts += ["-v", f"{pip_conf}:/etc/pip.conf:ro"]
+    # --format docker keeps HEALTHCHECK, which the OCI image format has no field for.
+    _pod(
+        "build", "--format", "docker", *LIMITS, *mounts, *build_args, "-t", PODMAN_TAG,
+        str(PROJECT_ROOT), timeout=1800,
+    )  # fmt: skip
+    return PODMAN_TAG
+
+
+def _healthcheck(container: str) -> int:
+    done = subprocess.run(
+        [*PODMAN, "healthcheck", "run", container], capture_output=True, timeout=60, check=False
+    )
+    return done.returncode
+
+
+def test_podman_image_runs_as_its_uid_processes_a_scan_and_stops_on_sigterm(
+    podman_image: str, tmp_path: Path
+) -> None:
+    inspect = json.loads(_pod("image", "inspect", podman_image))[0]
+    assert inspect["Config"]["User"] == f"{PODMAN_UID}:{PODMAN_UID}"
+    assert inspect["Config"]["StopSignal"] == "SIGTERM"
+    health_command = inspect["Healthcheck"]["Test"]  # podman lists it beside "Config"
+    assert health_command[-3:] == ["ocr-pipeline", "health", "/data/outbox"]
+
+    os.chmod(tmp_path, 0o755)
+    volumes: list[str] = []
+    for folder in ("inbox", "outbox", "archive", "failed", "logs"):
+        (tmp_path / folder).mkdir()
+        os.chown(tmp_path / folder, PODMAN_UID, PODMAN_UID)
+        volumes += ["-v", f"{tmp_path / folder}:/data/{folder}"]
+    env = ["-e", "OCR_PIPELINE_DAEMON__STATUS_SECONDS=0.5"]
+    env += ["-e", "OCR_PIPELINE_DAEMON__SETTLE_SECONDS=0.5"]
+    name = f"ocr-pipeline-test-{os.getpid()}"
+    _pod("run", "-d", "--name", name, *LIMITS, *env, *volumes, podman_image)
+    outbox = tmp_path / "outbox"
+    try:
+        status = outbox / ".ocr-pipeline" / "status.json"
+        wait_until(status.is_file, 120, "the daemon's heartbeat in the mounted outbox")
+        assert _pod("exec", name, "id", "-u") == str(PODMAN_UID)
+
+        scan = tmp_path / "inbox" / "scan.jpg"
+        shutil.copyfile(SROIE_DEV / "images" / "005.jpg", scan)
+        os.chmod(scan, 0o444)  # dropped read-only, owned by root: still archived
+        wait_until((tmp_path / "archive" / "scan.jpg").is_file, 120, "the scan archived")
+        result = json.loads((outbox / "scan.json").read_text(encoding="utf-8"))
+        (truth,) = (p for p in load_ground_truth(SROIE_DEV) if p.image.name == "005.jpg")
+        score = Score()
+        score.add(result["text"], truth.text)
+        assert score.word_f1 > 0.8, f"the container reads the receipt (word F1 {score.word_f1})"
+        for produced in (outbox / "scan.json", outbox / "scan.txt"):
+            assert produced.stat().st_uid == PODMAN_UID
+            assert produced.stat().st_mode & 0o044 == 0o044, "results readable by the group/others"
+        assert _healthcheck(name) == 0
+
+        daemon_pid = json.loads(status.read_text(encoding="utf-8"))["pid"]
+        _pod("exec", name, "sh", "-c", f"kill -STOP {daemon_pid}")  # wedged: no heartbeat
+        try:
+            wait_until(lambda: _healthcheck(name) == 1, 60, "the healthcheck to fail")
+        finally:
+            _pod("exec", name, "sh", "-c", f"kill -CONT {daemon_pid}")
+        wait_until(lambda: _healthcheck(name) == 0, 60, "the healthcheck to pass again")
+
+        started = time.monotonic()
+        _pod("stop", "--time", "30", name, timeout=60)
+        assert time.monotonic() - started < GRACE_SECONDS + 2
+        assert _pod("inspect", "--format", "{{.State.ExitCode}}", name) == "0"
+        assert not list((tmp_path / "inbox").glob("*.jpg"))
+    finally:
+        logs = subprocess.run(
+            [*PODMAN, "logs", name], capture_output=True, text=True, timeout=60, check=False
+        )
+        print(logs.stdout[-3000:], logs.stderr[-3000:])
+        _pod("rm", "--force", name, check=False)

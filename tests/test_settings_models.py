@@ -119,3 +119,38 @@ def test_committed_config_file_is_the_generated_reference() -> None:
     assert DEFAULT_CONFIG_FILE.read_text(encoding="utf-8") == render_default_toml(), (
         "regenerate: python -m ocr_pipeline.config_reference > config/ocr-pipeline.toml"
     )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"orient": {"mode": "off"}},
+        {"orient": {"confirm_upside_down": False}},
+        {"orient": {"mode": "off"}, "classify": {"enabled": True}},
+    ],
+    ids=["defaults", "orient-off", "no-upside-down-check", "line-classifier-only"],
+)
+def test_configured_models_are_exactly_what_the_engine_loads(
+    overrides: dict[str, dict[str, object]],
+) -> None:
+    from ocr_pipeline.engine import Engine
+
+    settings = load_settings(**overrides)
+    loaded = {ref.name for ref in Engine.from_settings(settings).models.values()}
+    assert sorted(settings.configured_models()) == sorted(loaded)
+
+
+def test_models_fetch_configured_verifies_only_the_engines_models(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store holding exactly the configured models passes `verify --configured`, fails `verify`.
+    registry = load_registry(settings.models.registry_file)
+    shutil.copyfile(settings.models.registry_file, tmp_path / "models.toml")
+    for name in settings.configured_models():
+        source = registry[name].model_path(settings.models.dir)
+        shutil.copyfile(source, registry[name].model_path(tmp_path))
+    monkeypatch.setenv("OCR_PIPELINE_MODELS__DIR", str(tmp_path))
+    assert main(["models", "fetch", "--configured"]) == 0  # all verify: nothing downloaded
+    assert main(["models", "verify", "--configured"]) == 0
+    assert main(["models", "verify"]) == 4
