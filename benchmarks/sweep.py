@@ -30,12 +30,9 @@ import cv2
 import numpy as np
 
 from ocr_pipeline.engine import Engine
-from ocr_pipeline.engine.classify import line_tensor, resize_line
 from ocr_pipeline.engine.recognize import (
     Recognized,
     TextRecognizer,
-    ctc_greedy_decode,
-    insert_visible_spaces,
 )
 from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.evaluation import Score, load_ground_truth
@@ -72,32 +69,17 @@ def _memo_run(model: OnnxModel, name: str) -> None:
 
 
 def _memo_recognize(recognizer: TextRecognizer, name: str) -> None:
-    """Replace ``recognize`` with a copy that memoises each batch's decoded readings."""
-    settings = recognizer.settings
+    """Wrap ``read_batch`` so each batch's decoded readings are memoised by its digest."""
+    read_batch = recognizer.read_batch
+    space_gap = recognizer.settings.space_gap
 
-    def recognize(crops: list[np.ndarray]) -> list[Recognized]:
-        results: list[Recognized | None] = [None] * len(crops)
-        for chunk, width in recognizer.plan(crops):
-            resized = [resize_line(crops[i], recognizer.height, width) for i in chunk]
-            batch = np.stack([line_tensor(line, width) for line in resized])
-            key = (name, _digest(batch), settings.space_gap)
-            if key not in _REC_CACHE:
-                probs = recognizer.model.run(batch)
-                stride = width / probs.shape[1]
-                readings = ctc_greedy_decode(probs, recognizer.charset)
-                if settings.space_gap > 0:
-                    readings = [
-                        insert_visible_spaces(
-                            r, cv2.cvtColor(line, cv2.COLOR_BGR2GRAY), stride, settings.space_gap
-                        )
-                        for r, line in zip(readings, resized, strict=True)
-                    ]
-                _REC_CACHE[key] = readings
-            for index, reading in zip(chunk, _REC_CACHE[key], strict=True):
-                results[index] = reading
-        return [r for r in results if r is not None]
+    def memo(batch: np.ndarray, resized: list[np.ndarray]) -> list[Recognized]:
+        key = (name, _digest(batch), space_gap)
+        if key not in _REC_CACHE:
+            _REC_CACHE[key] = read_batch(batch, resized)
+        return _REC_CACHE[key]
 
-    recognizer.recognize = recognize  # type: ignore[method-assign]
+    recognizer.read_batch = memo  # type: ignore[method-assign]
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,23 @@ class DetectSettings(_Section):
         "min", description="min: grow the shorter side to limit_side; max: shrink the longer side."
     )
     max_side: int = Field(2000, ge=64, description="Cap on the detector input's longer side, px.")
+    region_side: int = Field(
+        640,
+        ge=0,
+        description=(
+            "Longer side of a coarse first pass that finds the text region, pixels; the full "
+            "pass then reads only that region (0: off)."
+        ),
+    )
+    region_thresh: float = Field(
+        0.1, gt=0, lt=1, description="Probability above which the coarse pass sees text."
+    )
+    region_margin: float = Field(
+        0.04, ge=0, description="Margin around the text region, fraction of the longer side."
+    )
+    region_max_area: float = Field(
+        0.8, gt=0, le=1, description="Read the whole page when the region covers more than this."
+    )
     thresh: float = Field(0.2, gt=0, lt=1, description="Probability-map binarisation threshold.")
     box_thresh: float = Field(0.45, gt=0, lt=1, description="Minimum mean probability of a box.")
     unclip_ratio: float = Field(1.6, gt=0, description="DBNet unclip ratio (polygon offset).")

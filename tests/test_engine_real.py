@@ -7,6 +7,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from ocr_pipeline.engine import Engine
+from ocr_pipeline.engine.detect import Detections
 from ocr_pipeline.engine.preprocess import estimate_skew, prepare_page, rotate_keep_all
 from ocr_pipeline.evaluation import squash
 from ocr_pipeline.settings import PreprocessSettings, load_settings
@@ -26,14 +27,11 @@ def _gt_crops(record: dict[str, object], image: np.ndarray) -> tuple[list[np.nda
     return crops, texts
 
 
-def test_detector_finds_the_ground_truth_lines(
-    engine: Engine, sroie_gt: list[dict[str, object]]
-) -> None:
-    image = dev_image(0)
-    found = engine.detector.detect(image)
+def _centres_found(found: Detections, record: dict[str, object]) -> float:
+    """Fraction of the record's ground-truth lines whose box centre lies inside a found box."""
+    lines: list[dict[str, list[list[float]]]] = record["lines"]  # type: ignore[assignment]
     centres_found = 0
-    lines = sroie_gt[0]["lines"]
-    for line in lines:  # type: ignore[attr-defined]
+    for line in lines:
         centre = np.array(line["box"], dtype=np.float32).mean(axis=0)
         inside = [
             cv2.pointPolygonTest(
@@ -43,7 +41,13 @@ def test_detector_finds_the_ground_truth_lines(
             for quad in found.quads
         ]
         centres_found += any(inside)
-    assert centres_found / len(lines) >= 0.9  # type: ignore[arg-type]
+    return centres_found / len(lines)
+
+
+def test_detector_finds_the_ground_truth_lines(
+    engine: Engine, sroie_gt: list[dict[str, object]]
+) -> None:
+    assert _centres_found(engine.detector.detect(dev_image(0)), sroie_gt[0]) >= 0.9
 
 
 def test_recognizer_reads_ground_truth_crops(
@@ -151,3 +155,24 @@ def test_rows_survive_a_skewed_page(sroie_gt: list[dict[str, object]]) -> None:
             turn = cv2.getRotationMatrix2D((0.0, 0.0), degrees, 1.0)
             tilted = quads @ turn[:, :2].T.astype(np.float32)
             assert group_rows(tilted, 0.5) == upright, (record["image"], degrees)
+
+
+def test_region_pass_reads_only_the_receipt_and_finds_the_same_lines(
+    sroie_gt: list[dict[str, object]],
+) -> None:
+    # 047.jpg: a small receipt on a 1527 x 1080 scanner bed (text in about 5% of the page).
+    whole = Engine.from_settings(load_settings(detect={"region_side": 0})).detector
+    coarse = Engine.from_settings(load_settings(detect={"region_side": 512})).detector
+    image = dev_image(47)
+    region = coarse.text_region(image)
+    assert region is not None
+    x0, y0, x1, y1 = region
+    assert (x1 - x0) * (y1 - y0) < 0.3 * image.shape[0] * image.shape[1]
+    for line in sroie_gt[47]["lines"]:  # type: ignore[attr-defined]
+        xs, ys = zip(*line["box"], strict=True)
+        assert x0 <= min(xs) and max(xs) <= x1 and y0 <= min(ys) and max(ys) <= y1
+    # The region pass finds the ground-truth lines as well as the whole-page pass does.
+    found = [_centres_found(d.detect(image), sroie_gt[47]) for d in (whole, coarse)]
+    assert found[1] >= found[0] >= 0.9
+    # A page full of text is read whole: no region.
+    assert coarse.text_region(dev_image(0)) is None

@@ -170,19 +170,22 @@ def detector_size(height: int, width: int, settings: DetectSettings) -> tuple[in
     return new_h, new_w
 
 
-def detector_input(image: np.ndarray, settings: DetectSettings) -> np.ndarray:
+def detector_input(
+    image: np.ndarray, settings: DetectSettings, size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Resize and normalise a page for DBNet.
 
     Args:
         image: ``(H, W, 3)`` uint8 BGR page.
-        settings: size limits.
+        settings: size limits and normalisation.
+        size: ``(h, w)`` input size in pixels, multiples of 32; default :func:`detector_size`.
 
     Returns:
         ``(1, 3, h, w)`` float32 tensor, BGR normalised per ``settings.normalization``, ``h`` and
         ``w`` multiples of 32.
 
     """
-    new_h, new_w = detector_size(image.shape[0], image.shape[1], settings)
+    new_h, new_w = size or detector_size(image.shape[0], image.shape[1], settings)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     mean, std = DET_NORMALIZATION[settings.normalization]
     tensor = (resized.astype(np.float32) - mean) / std

@@ -242,12 +242,30 @@ class TextRecognizer:
         results: list[Recognized | None] = [None] * len(crops)
         for chunk, width in self.plan(crops):
             resized = [resize_line(crops[i], self.height, width) for i in chunk]
-            probs = self.model.run(np.stack([line_tensor(line, width) for line in resized]))
-            stride = width / probs.shape[1]
-            readings = ctc_greedy_decode(probs, self.charset)
-            for index, line, reading in zip(chunk, resized, readings, strict=True):
-                if self.settings.space_gap > 0:
-                    grey = cv2.cvtColor(line, cv2.COLOR_BGR2GRAY)
-                    reading = insert_visible_spaces(reading, grey, stride, self.settings.space_gap)
+            batch = np.stack([line_tensor(line, width) for line in resized])
+            for index, reading in zip(chunk, self.read_batch(batch, resized), strict=True):
                 results[index] = reading
         return [r for r in results if r is not None]
+
+    def read_batch(self, batch: np.ndarray, resized: list[np.ndarray]) -> list[Recognized]:
+        """Run the recognizer on one batch and decode it (CTC greedy, then visible spaces).
+
+        Args:
+            batch: ``(n, 3, height, width)`` float32 from :func:`line_tensor`.
+            resized: the ``n`` lines ``(height, w_i, 3)`` uint8 BGR the batch was made from,
+                where blank gaps are looked for (``settings.space_gap``).
+
+        Returns:
+            ``n`` readings, in batch order.
+        """
+        probs = self.model.run(batch)
+        stride = batch.shape[3] / probs.shape[1]
+        readings = ctc_greedy_decode(probs, self.charset)
+        if self.settings.space_gap > 0:
+            readings = [
+                insert_visible_spaces(
+                    reading, cv2.cvtColor(line, cv2.COLOR_BGR2GRAY), stride, self.settings.space_gap
+                )
+                for reading, line in zip(readings, resized, strict=True)
+            ]
+        return readings
