@@ -247,7 +247,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:
         if args.names:
             print("give model names or --configured, not both")
             return ExitCode.bad_args
-        names = settings.configured_models()
+        names = list(settings.configured_models())
     else:
         names = getattr(args, "names", None) or list(registry)
     unknown = [n for n in names if n not in registry]

@@ -91,14 +91,7 @@ def check_models(settings: Settings) -> None:
     """
     corrector_from_settings(settings.correct)
     registry = load_registry(settings.models.registry_file)
-    wanted = [(settings.detect.model, "det"), (settings.recognize.model, "rec")]
-    if settings.orient.mode == "auto":
-        wanted.append((settings.orient.model, "orient"))
-    if settings.classify.enabled or (
-        settings.orient.mode == "auto" and settings.orient.confirm_upside_down
-    ):
-        wanted.append((settings.classify.model, "cls"))
-    for name, kind in wanted:
+    for name, kind in settings.configured_models().items():
         require_model(get_spec(registry, name, kind), settings.models.dir)
 
 
@@ -368,7 +361,11 @@ class Daemon:
         while len(self.in_flight) < self.pool.workers and self.ready:
             self._start(self.ready.popleft())
         while len(self.in_flight) < self.pool.workers and not self._stop_requested:
-            settled = self.tracker.take_settled(self.pool.workers - len(self.in_flight))
+            # ``run`` knows its whole batch: largest first finishes it soonest. ``watch`` keeps
+            # arrival order, so no file waits behind files dropped after it.
+            settled = self.tracker.take_settled(
+                self.pool.workers - len(self.in_flight), largest_first=not self.watch
+            )
             if not settled:
                 return
             for relative in settled:

@@ -321,20 +321,20 @@ class Settings(BaseSettings):
     models: ModelStoreSettings = ModelStoreSettings()
     log: LogSettings = LogSettings()
 
-    def configured_models(self) -> list[str]:
-        """Names (in ``models/models.toml``) of the models these settings make the engine load.
+    def configured_models(self) -> dict[str, str]:
+        """The models these settings make the engine load: name in ``models.toml`` -> kind.
 
         The detector and recognizer always; the page orientation model when ``orient.mode`` is
         ``auto``; the line classifier when ``classify.enabled``, or when it confirms upside-down
         pages (``orient.confirm_upside_down``). ``models fetch --configured`` fetches these.
         """
-        names = [self.detect.model, self.recognize.model]
+        models = {self.detect.model: "det", self.recognize.model: "rec"}
         auto_orient = self.orient.mode == "auto"
         if auto_orient:
-            names.append(self.orient.model)
+            models[self.orient.model] = "orient"
         if self.classify.enabled or (auto_orient and self.orient.confirm_upside_down):
-            names.append(self.classify.model)
-        return names
+            models[self.classify.model] = "cls"
+        return models
 
     @classmethod
     def settings_customise_sources(

@@ -130,15 +130,21 @@ class SettleTracker:
             return self.settle_after_close_seconds
         return self.settle_seconds
 
-    def take_settled(self, limit: int) -> list[Path]:
+    def take_settled(self, limit: int, largest_first: bool = False) -> list[Path]:
         """Up to ``limit`` settled files, removed from the set, oldest first.
 
+        With ``largest_first``, the largest files (bytes) go first instead: on a batch known in
+        advance, longest-processing-time-first scheduling (Graham, 1969) keeps the workers busy
+        to the end, where arrival order can leave one large file running alone.
         Files that vanished are forgotten; files that changed start settling again.
         """
         now = time.monotonic()
         settled: list[Path] = []
         with self._lock:
-            items = sorted(self._candidates.items(), key=lambda item: item[1].since)
+            if largest_first:
+                items = sorted(self._candidates.items(), key=lambda item: -item[1].size)
+            else:
+                items = sorted(self._candidates.items(), key=lambda item: item[1].since)
         for relative, entry in items:
             if len(settled) >= limit:
                 break
