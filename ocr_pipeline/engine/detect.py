@@ -16,7 +16,7 @@ import numpy as np
 import pyclipper
 
 from ocr_pipeline.engine.geometry import order_quad
-from ocr_pipeline.engine.preprocess import detector_input, detector_size
+from ocr_pipeline.engine.preprocess import detector_input, detector_size, multiple_of_32
 from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.settings import DetectSettings
 
@@ -151,8 +151,8 @@ class TextDetector:
         x0, y0, x1, y1 = region
         part = image[y0:y1, x0:x1]
         size = (
-            max(32, round(part.shape[0] * full_h / height / 32) * 32),
-            max(32, round(part.shape[1] * full_w / width / 32) * 32),
+            multiple_of_32(part.shape[0] * full_h / height),
+            multiple_of_32(part.shape[1] * full_w / width),
         )
         prob = self.model.run(detector_input(part, self.settings, size))[0, 0]
         found = boxes_from_probability(prob, part.shape[0], part.shape[1], self.settings)
@@ -171,7 +171,7 @@ class TextDetector:
         """
         height, width = image.shape[:2]
         ratio = self.settings.region_side / max(height, width)
-        size = (max(32, round(height * ratio / 32) * 32), max(32, round(width * ratio / 32) * 32))
+        size = (multiple_of_32(height * ratio), multiple_of_32(width * ratio))
         prob = self.model.run(detector_input(image, self.settings, size))[0, 0]
         ys, xs = np.nonzero(prob > self.settings.region_thresh)
         if xs.size == 0:

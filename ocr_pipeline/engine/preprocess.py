@@ -165,9 +165,12 @@ def detector_size(height: int, width: int, settings: DetectSettings) -> tuple[in
     else:
         ratio = min(1.0, settings.limit_side / max(height, width))
     ratio = min(ratio, settings.max_side / max(height, width))
-    new_h = max(32, round(height * ratio / 32) * 32)
-    new_w = max(32, round(width * ratio / 32) * 32)
-    return new_h, new_w
+    return multiple_of_32(height * ratio), multiple_of_32(width * ratio)
+
+
+def multiple_of_32(length: float) -> int:
+    """``length`` in pixels rounded to the nearest multiple of 32 (DBNet's stride), at least 32."""
+    return max(32, round(length / 32) * 32)
 
 
 def detector_input(
