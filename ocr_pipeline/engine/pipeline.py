@@ -38,7 +38,7 @@ from ocr_pipeline.engine.recognize import (
     read_dictionary,
 )
 from ocr_pipeline.engine.session import OnnxModel, run_options, session_options
-from ocr_pipeline.models import get_spec, load_registry, require_model
+from ocr_pipeline.models import ModelSpec, get_spec, load_registry, require_model
 from ocr_pipeline.results import Block, Line, ModelRef, Page
 from ocr_pipeline.settings import (
     LayoutSettings,
@@ -130,12 +130,16 @@ class Engine:
         registry = load_registry(store.registry_file)
         options = session_options(settings.runtime)
         run = run_options(settings.runtime)
-        det_spec = get_spec(registry, settings.detect.model, "det")
-        rec_spec = get_spec(registry, settings.recognize.model, "rec")
-        detector = TextDetector(
-            OnnxModel(require_model(det_spec, store.dir), options, run), settings.detect
-        )
-        rec_model = OnnxModel(require_model(rec_spec, store.dir), options, run)
+        models: dict[str, ModelRef] = {}
+
+        def load(role: str, name: str, kind: str) -> tuple[OnnxModel, ModelSpec]:
+            """Load one registered model and record it under ``role`` for the results."""
+            spec = get_spec(registry, name, kind)
+            models[role] = ModelRef(name=spec.name, sha256=spec.sha256)
+            return OnnxModel(require_model(spec, store.dir), options, run), spec
+
+        detector = TextDetector(load("detector", settings.detect.model, "det")[0], settings.detect)
+        rec_model, rec_spec = load("recognizer", settings.recognize.model, "rec")
         dict_path = rec_spec.dictionary_path(store.dir)
         if dict_path is not None:
             dictionary = read_dictionary(dict_path)
@@ -148,34 +152,21 @@ class Engine:
         recognizer = TextRecognizer(
             rec_model, charset, rec_spec.input_height or 48, settings.recognize
         )
-        models = {
-            "detector": ModelRef(name=det_spec.name, sha256=det_spec.sha256),
-            "recognizer": ModelRef(name=rec_spec.name, sha256=rec_spec.sha256),
-        }
         classifier = None
         if settings.classify.enabled:
-            cls_spec = get_spec(registry, settings.classify.model, "cls")
             classifier = LineOrientationClassifier(
-                OnnxModel(require_model(cls_spec, store.dir), options, run), settings.classify
+                load("classifier", settings.classify.model, "cls")[0], settings.classify
             )
-            models["classifier"] = ModelRef(name=cls_spec.name, sha256=cls_spec.sha256)
         orienter = None
         line_votes = None
         if settings.orient.mode == "auto":
-            orient_spec = get_spec(registry, settings.orient.model, "orient")
             orienter = PageOrientationClassifier(
-                OnnxModel(require_model(orient_spec, store.dir), options, run)
+                load("orientation", settings.orient.model, "orient")[0]
             )
-            models["orientation"] = ModelRef(name=orient_spec.name, sha256=orient_spec.sha256)
             if settings.orient.confirm_upside_down:
-                line_votes = classifier
-                if line_votes is None:
-                    cls_spec = get_spec(registry, settings.classify.model, "cls")
-                    line_votes = LineOrientationClassifier(
-                        OnnxModel(require_model(cls_spec, store.dir), options, run),
-                        settings.classify,
-                    )
-                    models["classifier"] = ModelRef(name=cls_spec.name, sha256=cls_spec.sha256)
+                line_votes = classifier or LineOrientationClassifier(
+                    load("classifier", settings.classify.model, "cls")[0], settings.classify
+                )
         return cls(
             detector,
             recognizer,
