@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "ocr-pipeline.toml"
 CONFIG_ENV_VAR = "OCR_PIPELINE_CONFIG"
+
+OutputName = Literal["json", "txt"]
+"""Names of the result writers (:mod:`ocr_pipeline.writers`)."""
 
 _config_file: ContextVar[Path | None] = ContextVar("ocr_pipeline_config_file", default=None)
 
@@ -199,8 +202,11 @@ class LayoutSettings(_Section):
 
 
 class RuntimeSettings(_Section):
-    """ONNX Runtime session options."""
+    """Inference backend and its session options."""
 
+    backend: Literal["onnxruntime"] = Field(
+        "onnxruntime", description="Inference backend that runs the models."
+    )
     intra_op_threads: int = Field(0, ge=0, description="Threads per session (0: all cores).")
     inter_op_threads: int = Field(1, ge=1, description="Threads across graph nodes.")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
@@ -308,6 +314,10 @@ class Settings(BaseSettings):
 
     inbox: Path = Field(Path("inbox"), description="Folder scans are dropped into.")
     outbox: Path = Field(Path("outbox"), description="Folder results are written to.")
+    outputs: list[OutputName] = Field(
+        default_factory=lambda: list[OutputName](["json", "txt"]),
+        description="Result files written per input (json is required: it is the record).",
+    )
     decode: DecodeSettings = DecodeSettings()
     orient: OrientSettings = OrientSettings()
     preprocess: PreprocessSettings = PreprocessSettings()
@@ -320,6 +330,14 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     models: ModelStoreSettings = ModelStoreSettings()
     log: LogSettings = LogSettings()
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_keep_the_record(cls, outputs: list[OutputName]) -> list[OutputName]:
+        """Require ``json`` (duplicate detection reads it) and drop repeated names."""
+        if "json" not in outputs:
+            raise ValueError("must include 'json': it is the record duplicate detection reads")
+        return list(dict.fromkeys(outputs))
 
     def configured_models(self) -> dict[str, str]:
         """The models these settings make the engine load: name in ``models.toml`` -> kind.
