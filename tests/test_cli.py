@@ -9,7 +9,8 @@ import pytest
 
 from ocr_pipeline.cli import build_parser, main
 from ocr_pipeline.config_reference import render_reference_markdown
-from ocr_pipeline.settings import PROJECT_ROOT
+from ocr_pipeline.resources import default_config_file
+from tests.conftest import REPO
 
 
 def _all_parsers(
@@ -34,7 +35,7 @@ def test_every_command_has_help_with_examples() -> None:
 
 
 def test_config_docs_match_the_settings_model() -> None:
-    docs = (PROJECT_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    docs = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert docs == render_reference_markdown(), (
         "regenerate: python -m ocr_pipeline.config_reference --markdown > docs/configuration.md"
     )
@@ -62,4 +63,19 @@ def test_config_check_exit_codes(tmp_path: Path) -> None:
     bad.write_text("[daemon]\nworkers = -1\n", encoding="utf-8")
     assert main(["config", "check", str(good)]) == 0
     assert main(["config", "check", str(bad)]) == 3
-    assert main(["config", "check", str(PROJECT_ROOT / "config" / "ocr-pipeline.toml")]) == 0
+    assert main(["config", "check", str(default_config_file())]) == 0
+
+
+def test_config_show_without_a_file_reports_defaults_as_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OCR_PIPELINE_CONFIG", raising=False)
+    monkeypatch.delenv("OCR_PIPELINE_MODELS__DIR", raising=False)
+    assert main(["config", "show"]) == 0
+    shown = dict(
+        line.split(" = ", 1) for line in capsys.readouterr().out.splitlines() if " = " in line
+    )
+    assert shown["detect.thresh"].endswith("# default")
+    assert shown["models.dir"].endswith("# default")
+    assert "ocr-pipeline" in shown["models.dir"]
+    assert shown["correct.confusables"].endswith('confusables.toml"  # default')

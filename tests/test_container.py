@@ -1,7 +1,8 @@
 """The container image, tested as far as this machine allows (no Docker engine here).
 
 ``hadolint`` lints the Dockerfile. Then the image's own install and start commands run in a
-clean virtual environment: the ``RUN`` install line of the build stage, and the ``ENTRYPOINT`` +
+clean virtual environment: the build stage's wheel build and non-editable install of that wheel,
+its ``models fetch`` line into a store of its own, and the ``ENTRYPOINT`` +
 ``CMD`` with the image's ``ENV`` (its ``/data`` paths moved to a temp folder), as the image's
 non-root UID (``setpriv``). The daemon must process a dropped file into results owned by that UID,
 report healthy, report unhealthy when wedged (SIGSTOP), and stop on SIGTERM within its grace
@@ -31,11 +32,13 @@ from pathlib import Path
 import pytest
 
 from ocr_pipeline.evaluation import Score, load_ground_truth
-from ocr_pipeline.settings import PROJECT_ROOT
+from tests.conftest import REPO as PROJECT_ROOT
 from tests.conftest import SROIE_DEV
 from tests.daemon_harness import wait_until
+from tests.test_package import build_wheel
 
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+IMAGE_MODELS_DIR = "/opt/ocr-pipeline/models"
 IMAGE_UID = 10001
 GRACE_SECONDS = 8.0
 NEEDS_ROOT = pytest.mark.skipif(
@@ -81,6 +84,17 @@ def test_image_declares_what_operators_rely_on() -> None:
         assert f'"/data/{folder}"' in text
 
 
+def test_image_installs_the_wheel_and_keeps_no_source_tree() -> None:
+    text = _dockerfile()
+    assert re.search(r"pip wheel --no-deps --wheel-dir (\S+) \.", text), "a wheel is built"
+    assert re.search(r"pip install /\S+/ocr_pipeline-\*\.whl", text), "and installed"
+    assert "pip install -e" not in text and "COPY --from=build /app" not in text
+    # The models folder is fixed and named in both stages: fetched there, read from there.
+    assert text.count(f"OCR_PIPELINE_MODELS__DIR={IMAGE_MODELS_DIR}") == 2
+    assert f"COPY --from=build {IMAGE_MODELS_DIR} {IMAGE_MODELS_DIR}" in text
+    assert _image_env()["OCR_PIPELINE_MODELS__DIR"] == IMAGE_MODELS_DIR
+
+
 def _python_for_image_user() -> str | None:
     """A Python 3.11 the image's UID can run whole.
 
@@ -110,7 +124,12 @@ def _python_for_image_user() -> str | None:
 
 @pytest.fixture(scope="module")
 def clean_venv() -> Iterator[Path]:
-    """A new virtual environment with the project installed as the build stage does."""
+    """A new virtual environment with the project installed as the build stage does.
+
+    The wheel is built from a clean copy of the sources the build stage copies
+    (``pip wheel --no-deps``, :func:`tests.test_package.build_wheel`) and installed, not editable;
+    the build stage's ``models fetch`` line then fills a store of its own beside the venv.
+    """
     python = _python_for_image_user()
     if python is None:
         pytest.skip(f"no Python 3.11 that UID {IMAGE_UID} may run")
@@ -118,24 +137,18 @@ def clean_venv() -> Iterator[Path]:
     os.chmod(root, 0o755)  # the image's user must reach the venv
     venv = root / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
-    install = re.search(r"RUN /opt/venv/bin/pip install (.*?) &&", _dockerfile())
-    assert install, "the build stage's pip install line"
-    args = shlex.split(install.group(1))
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", *args],
-        cwd=PROJECT_ROOT,
-        check=True,
-        timeout=1200,
-    )
+    pip = [str(venv / "bin" / "pip"), "--disable-pip-version-check"]
+    wheel = build_wheel(root)
+    subprocess.run([*pip, "install", "--quiet", str(wheel)], cwd=root, check=True, timeout=1200)
     models = re.search(r"ocr-pipeline (models fetch [^&]*)&&", _dockerfile())
     assert models
     # A store of its own, holding only what the build line fetches (not the project's store).
     store = root / "models"
-    store.mkdir()
-    shutil.copyfile(PROJECT_ROOT / "models" / "models.toml", store / "models.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_PIPELINE_")}
     subprocess.run(
         [str(venv / "bin" / "ocr-pipeline"), *shlex.split(models.group(1))],
-        env={**os.environ, "OCR_PIPELINE_MODELS__DIR": str(store)},
+        env={**env, "OCR_PIPELINE_MODELS__DIR": str(store)},
+        cwd=root,
         check=True,
         timeout=600,
     )
@@ -292,6 +305,12 @@ def test_podman_image_runs_as_its_uid_processes_a_scan_and_stops_on_sigterm(
         status = outbox / ".ocr-pipeline" / "status.json"
         wait_until(status.is_file, 120, "the daemon's heartbeat in the mounted outbox")
         assert _pod("exec", name, "id", "-u") == str(PODMAN_UID)
+        # The wheel's package, no source tree; the models in the image's fixed folder.
+        located = "import ocr_pipeline.resources as r; print(r.registry_file())"
+        registry = _pod("exec", name, "python", "-c", located)
+        assert registry.startswith("/opt/venv/") and "site-packages" in registry, registry
+        _pod("exec", name, "sh", "-c", "test ! -e /app && test ! -e /src")
+        _pod("exec", name, "ocr-pipeline", "models", "verify", "--configured")
 
         scan = tmp_path / "inbox" / "scan.jpg"
         shutil.copyfile(SROIE_DEV / "images" / "005.jpg", scan)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from ocr_pipeline import resources
 from ocr_pipeline.correct import Confusables, Corrector, Lexicon, build_lexicon, read_lexicon
 from ocr_pipeline.correct.lexicon import format_lexicon
 from ocr_pipeline.errors import ConfigError
-from ocr_pipeline.settings import PROJECT_ROOT
+from ocr_pipeline.settings import Settings, load_settings
 
-CONFUSABLES = Confusables.read(PROJECT_ROOT / "config" / "confusables.toml")
+CONFUSABLES = Confusables.read(resources.confusables_file())
 SURE, UNSURE = 0.999, 0.4
 
 
@@ -139,5 +140,42 @@ def test_build_counts_documents_and_keeps_frequent_entries() -> None:
 
 
 def test_shipped_business_lexicon_reads() -> None:
-    lexicon = read_lexicon(PROJECT_ROOT / "config" / "lexicons" / "business.txt")
+    packaged = resources.packaged_lexicons()
+    assert "business" in packaged
+    lexicon = read_lexicon(packaged["business"])
     assert "total" in lexicon.words and "增值税专用发票" in lexicon.phrases
+
+
+def test_default_lookalike_table_is_the_packaged_one() -> None:
+    assert Settings().correct.confusables == resources.confusables_file()
+    assert CONFUSABLES.letter_to_digit["O"] == "0"
+
+
+def test_bare_packaged_lexicon_name_resolves_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    business = resources.packaged_lexicons()["business"]
+    for name in ("business", "business.txt"):
+        assert load_settings(correct={"lexicons": [name]}).correct.lexicons == [business]
+        assert "total" in read_lexicon(Path(name)).words
+
+
+def test_a_file_of_that_name_wins_over_the_packaged_lexicon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("business").write_text("MINE\n", encoding="utf-8")
+    settings = load_settings(correct={"lexicons": ["business"]})
+    assert settings.correct.lexicons == [Path("business")]
+    assert read_lexicon(Path("business")).words == {"mine": 1}
+
+
+def test_unknown_lexicon_name_lists_the_packaged_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"no-such-lexicon does not exist.*\(business\)"):
+        read_lexicon(Path("no-such-lexicon"))
+    with pytest.raises(ConfigError, match="business"):  # a path with a folder is never renamed
+        read_lexicon(Path("lexicons") / "business.txt")

@@ -3,19 +3,69 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
+import platformdirs
 import pytest
 
+from ocr_pipeline import resources
 from ocr_pipeline.cli import main
 from ocr_pipeline.errors import ConfigError, ModelError
 from ocr_pipeline.models import check_model, get_spec, load_registry, require_model
-from ocr_pipeline.settings import DEFAULT_CONFIG_FILE, Settings, load_settings
+from ocr_pipeline.settings import Settings, load_settings, resolve_config_file
+from tests.conftest import MODELS_DIR_ENV, REPO
+
+DEFAULT_CONFIG_FILE = resources.default_config_file()
 
 
 def test_committed_config_file_states_the_defaults() -> None:
     assert DEFAULT_CONFIG_FILE.is_file()
     assert load_settings(DEFAULT_CONFIG_FILE) == Settings()
+
+
+def test_no_config_file_is_read_unless_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OCR_PIPELINE_CONFIG", raising=False)
+    assert resolve_config_file(None) is None
+    named = tmp_path / "mine.toml"
+    named.write_text("[daemon]\nworkers = 2\n", encoding="utf-8")
+    monkeypatch.setenv("OCR_PIPELINE_CONFIG", str(named))
+    assert resolve_config_file(None) == named
+    assert load_settings().daemon.workers == 2
+    monkeypatch.setenv("OCR_PIPELINE_CONFIG", str(tmp_path / "gone.toml"))
+    with pytest.raises(ConfigError, match=r"gone\.toml does not exist"):
+        load_settings()
+
+
+def test_package_data_comes_from_the_package_not_the_source_tree() -> None:
+    package = Path(resources.__file__).parent
+    settings = Settings()
+    assert settings.models.registry is None
+    assert settings.models.registry_file == package / "models.toml"
+    assert settings.correct.confusables == package / "confusables.toml"
+    assert resources.packaged_lexicons() == {"business": package / "lexicons" / "business.txt"}
+    assert not (REPO / "config").exists() and not (REPO / "models" / "models.toml").exists()
+
+
+def test_models_dir_defaults_to_the_per_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    expected = platformdirs.user_data_path("ocr-pipeline", appauthor=False) / "models"
+    assert Settings().models.dir == expected
+    if sys.platform == "linux":  # XDG_DATA_HOME is honoured
+        assert expected == tmp_path / "ocr-pipeline" / "models"
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path / "store"))
+    assert Settings().models.dir == tmp_path / "store"
+
+
+def test_missing_registry_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCR_PIPELINE_MODELS__REGISTRY", str(tmp_path / "none.toml"))
+    with pytest.raises(ModelError, match=r"models\.registry.*packaged registry"):
+        load_registry(Settings().models.registry_file)
 
 
 def test_precedence_file_then_environment_then_flags(
@@ -84,7 +134,6 @@ def test_models_verify_command_fails_on_a_bad_store(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    shutil.copyfile(settings.models.registry_file, tmp_path / "models.toml")
     monkeypatch.setenv("OCR_PIPELINE_MODELS__DIR", str(tmp_path))
     assert main(["models", "verify"]) == 4
     out = capsys.readouterr().out
@@ -117,7 +166,8 @@ def test_committed_config_file_is_the_generated_reference() -> None:
     from ocr_pipeline.config_reference import render_default_toml
 
     assert DEFAULT_CONFIG_FILE.read_text(encoding="utf-8") == render_default_toml(), (
-        "regenerate: python -m ocr_pipeline.config_reference > config/ocr-pipeline.toml"
+        "regenerate: python -m ocr_pipeline.config_reference "
+        "> ocr_pipeline/resources/ocr-pipeline.toml"
     )
 
 
@@ -146,7 +196,6 @@ def test_models_fetch_configured_verifies_only_the_engines_models(
 ) -> None:
     # A store holding exactly the configured models passes `verify --configured`, fails `verify`.
     registry = load_registry(settings.models.registry_file)
-    shutil.copyfile(settings.models.registry_file, tmp_path / "models.toml")
     for name in settings.configured_models():
         source = registry[name].model_path(settings.models.dir)
         shutil.copyfile(source, registry[name].model_path(tmp_path))

@@ -18,7 +18,8 @@ Three rules, applied per line, each changing only characters the recognizer was 
 ``lexicon-cjk``
     A window of a line's Chinese characters that differs from one lexicon phrase (3+ ideographs)
     in one position (two for phrases of 5+) at uncertain characters becomes that phrase; a
-    substitution between look-alikes of ``config/confusables.toml`` is preferred when several fit.
+    substitution between look-alikes of the look-alike table (``correct.confusables``) is
+    preferred when several fit.
 
 With an empty lexicon nothing changes at all.
 """
@@ -67,7 +68,7 @@ class Change:
 
 @dataclass(frozen=True)
 class Confusables:
-    """The look-alike table (``config/confusables.toml``)."""
+    """The look-alike table (``correct.confusables``, by default the packaged one)."""
 
     letter_to_digit: dict[str, str] = field(default_factory=dict)
     digit_to_letter: dict[str, str] = field(default_factory=dict)

@@ -1,6 +1,7 @@
 """Lexicons: plain UTF-8 word and phrase lists, and building one from example texts.
 
-File format (``config/lexicons/*.txt``): one entry a line; a line starting with ``#`` is a
+File format (the packaged ``ocr_pipeline/resources/lexicons/*.txt``, or any file of yours): one
+entry a line; a line starting with ``#`` is a
 comment (a ``#`` inside an entry is kept: ``NO#``); an optional
 frequency after a tab (``TOTAL<TAB>412``; default 1). Latin entries are matched case-folded;
 entries holding Chinese characters are phrases matched inside lines.
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ocr_pipeline import resources
 from ocr_pipeline.errors import ConfigError
 
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -62,19 +64,25 @@ class Lexicon:
 
 
 def read_lexicon(path: Path) -> Lexicon:
-    """Read one lexicon file.
+    """Read one lexicon file, or the packaged lexicon a bare name (``business``) stands for.
+
+    A bare name is looked up among the packaged lexicons only when no such file exists (see
+    :func:`ocr_pipeline.resources.resolve_lexicon`).
 
     Raises:
-        ConfigError: the file is missing, not UTF-8, or a frequency is not a positive integer
-            (the message names the file and line).
+        ConfigError: the file is missing (the message lists the packaged lexicon names), not
+            UTF-8, or a frequency is not a positive integer (the message names file and line).
 
     """
+    path = resources.resolve_lexicon(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
+        packaged = ", ".join(resources.packaged_lexicons()) or "none"
         raise ConfigError(
-            f"lexicon {path} does not exist; fix correct.lexicons or --lexicon, or build one "
-            "with `ocr-pipeline lexicon build`"
+            f"lexicon {path} does not exist; fix correct.lexicons or --lexicon: give a lexicon "
+            f"file, or the name of a packaged lexicon ({packaged}), or build one with "
+            "`ocr-pipeline lexicon build`"
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"lexicon {path} cannot be read as UTF-8 text: {exc}") from exc
