@@ -28,10 +28,10 @@ import cv2
 import numpy as np
 
 from ocr_pipeline.engine import Engine
+from ocr_pipeline.engine.backend import load_model
 from ocr_pipeline.engine.classify import LineOrientationClassifier
 from ocr_pipeline.engine.geometry import crop_quad, quad_size
 from ocr_pipeline.engine.preprocess import rotate_keep_all
-from ocr_pipeline.engine.session import OnnxModel, session_options
 from ocr_pipeline.evaluation import Score, load_ground_truth
 from ocr_pipeline.models import get_spec, load_registry, require_model
 from ocr_pipeline.settings import load_settings
@@ -81,7 +81,7 @@ def main() -> None:
     registry = load_registry(settings.models.registry_file)
     cls_spec = get_spec(registry, settings.classify.model, "cls")
     lines = LineOrientationClassifier(
-        OnnxModel(require_model(cls_spec, settings.models.dir), session_options(settings.runtime)),
+        load_model(require_model(cls_spec, settings.models.dir), settings.runtime),
         settings.classify,
     )
     report: dict[str, Any] = {"sets": {}, "timing": {}, "full": {}}

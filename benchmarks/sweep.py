@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 
 from ocr_pipeline.engine import Engine
+from ocr_pipeline.engine.backend import InferenceBackend
 from ocr_pipeline.engine.recognize import (
     Recognized,
     TextRecognizer,
 )
-from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.evaluation import Score, load_ground_truth
 from ocr_pipeline.settings import load_settings
 
@@ -50,7 +50,7 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest()
 
 
-def _memo_run(model: OnnxModel, name: str) -> None:
+def _memo_run(model: InferenceBackend, name: str) -> None:
     """Memoise a detector's ``run`` by input digest (LRU, bounded)."""
     original = model.run
 

@@ -6,8 +6,8 @@ memory after each page, measured with the default models over 60-100 receipts in
 
 * ONNX Runtime's CPU arena keeps its high-water mark: 518 MiB after 10 receipts, 1327 MiB
   after 50, 1349 MiB after 100. The run option ``memory.enable_memory_arena_shrinkage``
-  (``runtime.arena_shrink``, :func:`ocr_pipeline.engine.session.run_options`) hands unused
-  chunks back after each run, at about 1% of CPU time.
+  (``runtime.arena_shrink``, :func:`ocr_pipeline.engine.onnxruntime_backend.run_options`)
+  hands unused chunks back after each run, at about 1% of CPU time.
 * glibc's ``malloc`` keeps freed heap memory for reuse, and its arenas fragment as page sizes
   vary: with the arena shrinking, RSS still went from 602 to 1067 MiB (+77%).
   ``malloc_trim(0)`` after each job returns it: 207 MiB after 10 receipts, 208 after 60.

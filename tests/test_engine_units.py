@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ocr_pipeline.engine.detect import boxes_from_probability
-from ocr_pipeline.engine.geometry import crop_quad, order_quad
+from ocr_pipeline.engine.geometry import (
+    compose_affine,
+    crop_quad,
+    edge_lengths,
+    identity_affine,
+    invert_affine,
+    order_quad,
+    quad_size,
+    transform_quads,
+)
 from ocr_pipeline.engine.layout import analyse_layout, group_rows
 from ocr_pipeline.engine.preprocess import detector_size
 from ocr_pipeline.engine.recognize import build_charset, ctc_greedy_decode
@@ -63,6 +72,26 @@ def test_db_postprocess_drops_weak_and_tiny_regions() -> None:
 def test_order_quad_is_clockwise_from_top_left() -> None:
     shuffled = np.array([[10, 50], [100, 10], [10, 10], [100, 50]], dtype=np.float32)
     assert order_quad(shuffled).tolist() == [[10, 10], [100, 10], [100, 50], [10, 50]]
+
+
+def test_edge_lengths_go_clockwise_from_the_top() -> None:
+    # A 40 x 10 rectangle leaning so its top edge runs 3 down per 4 across (length 50).
+    quad = np.array([[0, 0], [40, 30], [34, 38], [-6, 8]], dtype=np.float32)
+    assert np.allclose(edge_lengths(quad), [50, 10, 50, 10])
+    assert edge_lengths(np.stack([quad, quad])).shape == (2, 4)
+    assert quad_size(quad) == (50, 10)
+
+
+def test_affines_compose_and_invert() -> None:
+    quads = np.array([[[10, 20], [30, 20], [30, 25], [10, 25]]], dtype=np.float32)
+    shift = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, -3.0]])
+    turn = np.array([[0.0, -1.0, 99.0], [1.0, 0.0, 0.0]])  # a quarter turn on a 100-high page
+    both = compose_affine(shift, turn)
+    assert np.allclose(
+        transform_quads(quads, both), transform_quads(transform_quads(quads, shift), turn)
+    )
+    assert np.allclose(compose_affine(both, invert_affine(both)), identity_affine())
+    assert np.array_equal(transform_quads(quads, identity_affine()), quads)
 
 
 def test_crop_quad_turns_vertical_lines() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ocr_pipeline.engine.session import run_options
+from ocr_pipeline.engine.onnxruntime_backend import run_options
 from ocr_pipeline.memory import release_free_memory
 from ocr_pipeline.settings import RuntimeSettings
 

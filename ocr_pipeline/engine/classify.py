@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from ocr_pipeline.engine.session import OnnxModel
+from ocr_pipeline.engine.backend import InferenceBackend
 from ocr_pipeline.settings import ClassifySettings
 
 CLS_SHAPE = (48, 192)
@@ -40,13 +40,13 @@ class LineOrientationClassifier:
     """Decides per line crop whether it is upside down and turns it.
 
     Args:
-        model: the cls ONNX model, input ``(N, 3, 48, 192)``, output ``(N, 2)`` softmax over
+        model: the cls model, input ``(N, 3, 48, 192)``, output ``(N, 2)`` softmax over
             the labels ``("0", "180")``.
         settings: batch size and the score above which a line is turned.
 
     """
 
-    def __init__(self, model: OnnxModel, settings: ClassifySettings) -> None:
+    def __init__(self, model: InferenceBackend, settings: ClassifySettings) -> None:
         self.model = model
         self.settings = settings
 

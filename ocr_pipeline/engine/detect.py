@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pyclipper
 
+from ocr_pipeline.engine.backend import InferenceBackend
 from ocr_pipeline.engine.geometry import order_quad
 from ocr_pipeline.engine.preprocess import detector_input, detector_size, multiple_of_32
-from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.settings import DetectSettings
 
 
@@ -119,15 +119,15 @@ def boxes_from_probability(
 
 
 class TextDetector:
-    """DBNet detector: ONNX model plus :func:`boxes_from_probability`.
+    """DBNet detector: the model plus :func:`boxes_from_probability`.
 
     Args:
-        model: a loaded DBNet ONNX model (input ``(1, 3, h, w)``, output ``(1, 1, h, w)``).
+        model: a loaded DBNet model (input ``(1, 3, h, w)``, output ``(1, 1, h, w)``).
         settings: resize limits and post-processing parameters.
 
     """
 
-    def __init__(self, model: OnnxModel, settings: DetectSettings) -> None:
+    def __init__(self, model: InferenceBackend, settings: DetectSettings) -> None:
         self.model = model
         self.settings = settings
 
@@ -146,7 +146,7 @@ class TextDetector:
         if self.settings.region_side and max(full_h, full_w) > 1.5 * self.settings.region_side:
             region = self.text_region(image)
         if region is None:
-            prob = self.model.run(detector_input(image, self.settings, (full_h, full_w)))[0, 0]
+            prob = self.probability(image, (full_h, full_w))
             return boxes_from_probability(prob, height, width, self.settings)
         x0, y0, x1, y1 = region
         part = image[y0:y1, x0:x1]
@@ -154,7 +154,7 @@ class TextDetector:
             multiple_of_32(part.shape[0] * full_h / height),
             multiple_of_32(part.shape[1] * full_w / width),
         )
-        prob = self.model.run(detector_input(part, self.settings, size))[0, 0]
+        prob = self.probability(part, size)
         found = boxes_from_probability(prob, part.shape[0], part.shape[1], self.settings)
         found.quads[..., 0] += x0
         found.quads[..., 1] += y0
@@ -172,7 +172,7 @@ class TextDetector:
         height, width = image.shape[:2]
         ratio = self.settings.region_side / max(height, width)
         size = (multiple_of_32(height * ratio), multiple_of_32(width * ratio))
-        prob = self.model.run(detector_input(image, self.settings, size))[0, 0]
+        prob = self.probability(image, size)
         ys, xs = np.nonzero(prob > self.settings.region_thresh)
         if xs.size == 0:
             return None
@@ -185,3 +185,17 @@ class TextDetector:
         if (x1 - x0) * (y1 - y0) > self.settings.region_max_area * height * width:
             return None
         return x0, y0, x1, y1
+
+    def probability(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The DBNet text probability map of a page resized to ``size``.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 BGR page (or part of one).
+            size: ``(h, w)`` detector input size in pixels, multiples of 32.
+
+        Returns:
+            ``(h, w)`` float32 probability per input pixel, 0..1.
+
+        """
+        prob: np.ndarray = self.model.run(detector_input(image, self.settings, size))[0, 0]
+        return prob

@@ -1,4 +1,9 @@
-"""Quadrilateral helpers shared by detection, recognition and layout (pure numpy/OpenCV)."""
+"""Quadrilateral and affine helpers shared by the engine's stages (pure numpy/OpenCV).
+
+Quads are ``(4, 2)`` (or ``(N, 4, 2)``) corner coordinates in pixels, clockwise from top-left
+(:func:`order_quad`); affines are ``(2, 3)`` float64 matrices mapping pixel coordinates
+``(x, y)`` of one image to another, ``[x', y'] = A @ [x, y, 1]``.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,31 @@ def order_quad(points: np.ndarray) -> np.ndarray:
     return np.array([top_left, top_right, bottom_right, bottom_left], dtype=np.float32)
 
 
+TOP, RIGHT, BOTTOM, LEFT = range(4)
+"""Indices of the edges in :func:`edge_lengths`' last axis."""
+
+
+def edge_lengths(quads: np.ndarray) -> np.ndarray:
+    """Lengths of the four edges of ordered quads.
+
+    Args:
+        quads: ``(..., 4, 2)`` corners clockwise from top-left, pixels, any float or int dtype.
+
+    Returns:
+        ``(..., 4)`` float64 lengths in pixels, in the order :data:`TOP` (corner 0 to 1),
+        :data:`RIGHT` (1 to 2), :data:`BOTTOM` (2 to 3), :data:`LEFT` (3 to 0).
+
+    """
+    corners = np.asarray(quads, dtype=np.float64)
+    edges = np.roll(corners, -1, axis=-2) - corners
+    lengths: np.ndarray = np.hypot(edges[..., 0], edges[..., 1])
+    return lengths
+
+
 def quad_size(quad: np.ndarray) -> tuple[int, int]:
     """Width and height in pixels of an ordered quad ``(4, 2)``: longer of each opposite pair."""
-    width = max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[3] - quad[2]))
-    height = max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))
+    top, right, bottom, left = edge_lengths(quad)
+    width, height = max(top, bottom), max(left, right)
     return max(1, round(float(width))), max(1, round(float(height)))
 
 
@@ -62,3 +88,30 @@ def transform_quads(quads: np.ndarray, affine: np.ndarray) -> np.ndarray:
     homogeneous = np.concatenate([quads.astype(np.float64), ones], axis=2)
     mapped: np.ndarray = (homogeneous @ affine.T).astype(np.float32)
     return mapped
+
+
+def identity_affine() -> np.ndarray:
+    """The ``(2, 3)`` float64 identity affine (a new array each call, so callers may modify it)."""
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _homogeneous(affine: np.ndarray) -> np.ndarray:
+    """The ``(3, 3)`` homogeneous matrix of a ``(2, 3)`` affine (last row ``0, 0, 1``)."""
+    return np.vstack([affine, [0.0, 0.0, 1.0]])
+
+
+def compose_affine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The ``(2, 3)`` affine that applies ``first`` then ``second`` (both ``(2, 3)`` float)."""
+    composed: np.ndarray = (_homogeneous(second) @ _homogeneous(first))[:2]
+    return composed
+
+
+def invert_affine(affine: np.ndarray) -> np.ndarray:
+    """The ``(2, 3)`` float64 inverse of an invertible ``(2, 3)`` affine.
+
+    Raises:
+        numpy.linalg.LinAlgError: the affine is singular (it flattens the plane).
+
+    """
+    inverse: np.ndarray = np.linalg.inv(_homogeneous(affine))[:2]
+    return inverse

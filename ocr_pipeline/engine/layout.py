@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from ocr_pipeline.engine.geometry import LEFT, TOP, edge_lengths
+
 ELONGATED = 3.0
 """Width / height from which a box's own tilt is trusted as its text line's slope."""
 
@@ -43,9 +45,9 @@ class LineGeometry:
         """Measure ``(N, 4, 2)`` quads, corners clockwise from top-left."""
         q = quads.astype(np.float64)
         top = q[:, 1] - q[:, 0]
-        side = q[:, 3] - q[:, 0]
-        width = np.hypot(top[:, 0], top[:, 1])
-        height = np.maximum(np.hypot(side[:, 0], side[:, 1]), 1.0)
+        lengths = edge_lengths(q)
+        width = lengths[:, TOP]
+        height = np.maximum(lengths[:, LEFT], 1.0)
         slope = np.where(
             np.abs(top[:, 0]) > 1e-6, top[:, 1] / np.maximum(np.abs(top[:, 0]), 1e-6), 0
         )
@@ -232,8 +234,8 @@ class _Boxes:
         q = quads.astype(np.float64)
         x = q[:, :, 0] * cos + q[:, :, 1] * sin
         y = -q[:, :, 0] * sin + q[:, :, 1] * cos
-        side = np.hypot(*(q[:, 3] - q[:, 0]).T)
-        top = np.hypot(*(q[:, 1] - q[:, 0]).T)
+        lengths = edge_lengths(q)
+        side, top = lengths[:, LEFT], lengths[:, TOP]
         tall = side >= VERTICAL_RATIO * np.maximum(top, 1.0)
         char_size = float(np.median(side[~tall])) if (~tall).any() else float(np.median(top))
         return cls(

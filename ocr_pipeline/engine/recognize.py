@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ocr_pipeline.engine.backend import InferenceBackend
 from ocr_pipeline.engine.classify import line_tensor, resize_line
-from ocr_pipeline.engine.session import OnnxModel
 from ocr_pipeline.errors import ModelError
 from ocr_pipeline.settings import RecognizeSettings
 
@@ -200,7 +200,7 @@ class TextRecognizer:
     """CTC recognizer over batches of line crops.
 
     Args:
-        model: rec ONNX model, input ``(N, 3, height, W)`` float32 in [-1, 1] BGR, output
+        model: rec model, input ``(N, 3, height, W)`` float32 in [-1, 1] BGR, output
             ``(N, T, C)`` probabilities.
         charset: CTC labels from :func:`build_charset`.
         height: model input height, pixels (48 for PP-OCRv4..v6).
@@ -209,7 +209,7 @@ class TextRecognizer:
     """
 
     def __init__(
-        self, model: OnnxModel, charset: list[str], height: int, settings: RecognizeSettings
+        self, model: InferenceBackend, charset: list[str], height: int, settings: RecognizeSettings
     ) -> None:
         self.model = model
         self.charset = charset

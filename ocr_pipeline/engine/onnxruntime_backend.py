@@ -1,16 +1,19 @@
-"""A thin ONNX Runtime session wrapper: build once, run many.
+"""The ONNX Runtime backend: a thin session wrapper, built once, run many times.
 
+The only module of the package that imports ``onnxruntime``; stages see it through
+:class:`~ocr_pipeline.engine.backend.InferenceBackend` and get it from
+:func:`~ocr_pipeline.engine.backend.load_model` when ``runtime.backend = "onnxruntime"``.
 Pre- and post-processing are pure numpy functions in the stage modules.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from ocr_pipeline.cpus import available_cpus
 from ocr_pipeline.errors import ModelError
 from ocr_pipeline.settings import RuntimeSettings
 
@@ -25,11 +28,15 @@ _OPT_LEVELS = {
 def session_options(runtime: RuntimeSettings) -> ort.SessionOptions:
     """Build ONNX Runtime session options from the runtime settings.
 
-    ``intra_op_threads = 0`` means one thread per available core (``os.sched_getaffinity``), never
+    ``intra_op_threads = 0`` means one thread per CPU this process may use
+    (:func:`ocr_pipeline.cpus.available_cpus`: CPU affinity capped by the cgroup quota), never
     ONNX Runtime's own default, which over-subscribes when several workers share a machine.
+    Execution is sequential, on ``inter_op_threads`` threads across graph nodes, with the
+    ``graph_optimization`` level and ``memory_arena`` switch of the settings; ONNX Runtime logs
+    errors only.
     """
     options = ort.SessionOptions()
-    threads = runtime.intra_op_threads or len(os.sched_getaffinity(0))
+    threads = runtime.intra_op_threads or available_cpus()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = runtime.inter_op_threads
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -53,8 +60,11 @@ def run_options(runtime: RuntimeSettings) -> ort.RunOptions:
     return options
 
 
-class OnnxModel:
-    """One loaded ONNX model with a single input and a single (first) output.
+class OnnxRuntimeModel:
+    """One ONNX model loaded in an ONNX Runtime CPU session; an ``InferenceBackend``.
+
+    Single input, single (first) output. :func:`load_onnxruntime` builds one from the runtime
+    settings; the constructor takes the options themselves (benchmarks replay with their own).
 
     Args:
         path: the ``.onnx`` file.
@@ -62,7 +72,8 @@ class OnnxModel:
         run: options of each run from :func:`run_options` (default: ONNX Runtime's).
 
     Raises:
-        ModelError: ONNX Runtime cannot load the file.
+        ModelError: ONNX Runtime cannot load the file (missing, truncated, not ONNX); the
+            message names the file and says to run ``ocr-pipeline models fetch --force``.
 
     """
 
@@ -85,6 +96,22 @@ class OnnxModel:
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on one float32 batch, ``(N, C, H, W)``; return the first output."""
+        """Run the model on one float32 batch ``(N, C, H, W)``; return the first output.
+
+        Raises:
+            Exception: ONNX Runtime's own, untyped (a batch of the wrong rank, dtype or size):
+                a programming error, not a model or input error.
+
+        """
         outputs = self._session.run([self.output_name], {self.input_name: batch}, self._run_options)
         return np.asarray(outputs[0])
+
+
+def load_onnxruntime(path: Path, runtime: RuntimeSettings) -> OnnxRuntimeModel:
+    """Load ``path`` with the session and run options of ``runtime``.
+
+    Raises:
+        ModelError: ONNX Runtime cannot load the file (names it, says to fetch again).
+
+    """
+    return OnnxRuntimeModel(path, session_options(runtime), run_options(runtime))
