@@ -12,97 +12,62 @@ sha256). Times come from the audit log's ``done`` records.
 3. Memory: with 2 workers, K jobs fed with at most 20 waiting; each worker's RSS (from
    status.json) after the first 10 jobs and after K, and the relative change (flat: within 10%).
 
-    .venv/bin/python benchmarks/bench_daemon.py [--workers 1 2] [--rss-jobs 1000]
+    .venv/bin/python -m benchmarks.bench_daemon [--workers 1 2] [--rss-jobs 1000]
+
+Run it as a module from the repository root: the daemon is driven by the tests' harness
+(``tests/daemon_harness.py``), imported as ``tests.daemon_harness`` like the tests do, without
+editing ``sys.path``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+try:
+    from tests.conftest import SROIE_DEV
+    from tests.daemon_harness import DaemonProcess, Layout, jpeg_variant
+except ModuleNotFoundError as error:  # run as a file, or from elsewhere: no ``tests`` package
+    if error.name != "tests":
+        raise
+    raise SystemExit(
+        "run from the repository root: .venv/bin/python -m benchmarks.bench_daemon ..."
+    ) from error
+
 REPO = Path(__file__).resolve().parents[1]
-DEV_IMAGES = REPO.parent / "shared" / "data" / "sroie-dev" / "images"
+DEV_IMAGES = SROIE_DEV / "images"
 ENV = {
     "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0.5",
     "OCR_PIPELINE_DAEMON__STATUS_SECONDS": "1",
     "OCR_PIPELINE_LOG__LEVEL": "warning",
 }
+"""The daemon's settings here: the defaults (accuracy included) but for these, not the tests'."""
+START_SECONDS = 120
+STOP_SECONDS = 30
+POLL_SECONDS = 0.1
 
 
-class Daemon:
-    """``ocr-pipeline watch`` on ``base/inbox`` and ``base/outbox`` in its own process group."""
-
-    def __init__(self, base: Path, workers: int) -> None:
-        self.base = base
-        self.inbox = base / "inbox"
-        self.outbox = base / "outbox"
-        self.inbox.mkdir(parents=True)
-        self.audit = base / "logs" / "audit.jsonl"
-        self.status_file = self.outbox / ".ocr-pipeline" / "status.json"
-        env = {**os.environ, **ENV, "OCR_PIPELINE_DAEMON__WORKERS": str(workers)}
-        command = [sys.executable, "-m", "ocr_pipeline.cli", "watch", str(self.inbox)]
-        self.log = (base / "daemon.log").open("wb")
-        self.proc = subprocess.Popen(
-            [*command, str(self.outbox)],
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
-            start_new_session=True,
-        )
-        self.wait(lambda: self.status().get("state") == "running", 120, "start")
-
-    def status(self) -> dict[str, Any]:
-        """The daemon's heartbeat (empty until written)."""
-        try:
-            data: dict[str, Any] = json.loads(self.status_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data
-
-    def done_times(self) -> dict[str, float]:
-        """Source -> Unix time of its ``done`` record."""
-        times = {}
-        if self.audit.is_file():
-            for line in self.audit.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                if record["event"] == "done":
-                    stamp = datetime.datetime.fromisoformat(record["time"])
-                    times[record["source"]] = stamp.timestamp()
-        return times
-
-    def wait(self, predicate: Any, timeout: float, what: str) -> None:
-        """Poll ``predicate`` every 0.1 s; raise if the daemon exits or ``timeout`` passes."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daemon: no {what} (see {self.base / 'daemon.log'})")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL of the process group after 30 s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+def start_daemon(base: Path, workers: int) -> tuple[Layout, DaemonProcess]:
+    """``ocr-pipeline watch`` on ``base/inbox`` and ``base/outbox`` with ``workers`` workers."""
+    layout = Layout(base)
+    daemon = DaemonProcess(
+        layout,
+        base_env=ENV,
+        env={"OCR_PIPELINE_DAEMON__WORKERS": str(workers)},
+        poll_seconds=POLL_SECONDS,
+    )
+    return layout, daemon.start(timeout=START_SECONDS)
 
 
 def variant(source: Path, tag: int) -> bytes:
-    """The JPEG's bytes with ``tag`` appended after the end-of-image marker."""
-    return source.read_bytes() + f"ocr-pipeline-bench-{tag}".encode()
+    """The JPEG's bytes with a tag of ``tag`` after the end-of-image marker."""
+    return jpeg_variant(source.read_bytes(), f"ocr-pipeline-bench-{tag}")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -114,7 +79,7 @@ def percentile(values: list[float], share: float) -> float:
 def throughput_run(base: Path, workers: int, files: int, paced: int) -> dict[str, Any]:
     """Phases 1 and 2 for one worker count."""
     images = sorted(DEV_IMAGES.glob("*.jpg"))
-    daemon = Daemon(base, workers)
+    layout, daemon = start_daemon(base, workers)
     try:
         staging = base / "staging"
         staging.mkdir()
@@ -123,9 +88,9 @@ def throughput_run(base: Path, workers: int, files: int, paced: int) -> dict[str
             (staging / name).write_bytes(variant(images[i % len(images)], i))
         dropped = time.time()
         for name in names:
-            os.rename(staging / name, daemon.inbox / name)
-        daemon.wait(lambda: len(daemon.done_times()) >= files, 3600, "bulk results")
-        done = daemon.done_times()
+            os.rename(staging / name, layout.inbox / name)
+        daemon.wait(lambda: len(layout.done_times()) >= files, 3600, "bulk results")
+        done = layout.done_times()
         elapsed = max(done.values()) - dropped
         bulk_latency = [done[name] - dropped for name in names]
         pages_per_second = files / elapsed
@@ -136,13 +101,13 @@ def throughput_run(base: Path, workers: int, files: int, paced: int) -> dict[str
             name = f"paced-{i:04d}.jpg"
             (staging / name).write_bytes(variant(images[i % len(images)], 10_000 + i))
             drops[name] = time.time()
-            os.rename(staging / name, daemon.inbox / name)
+            os.rename(staging / name, layout.inbox / name)
             time.sleep(interval)
-        daemon.wait(lambda: len(daemon.done_times()) >= files + paced, 3600, "paced results")
-        done = daemon.done_times()
+        daemon.wait(lambda: len(layout.done_times()) >= files + paced, 3600, "paced results")
+        done = layout.done_times()
         paced_latency = [done[name] - drops[name] for name in drops]
     finally:
-        daemon.stop()
+        daemon.stop(timeout=STOP_SECONDS, force=True)  # SIGKILL of the group past it
     return {
         "workers": workers,
         "files": files,
@@ -160,7 +125,7 @@ def throughput_run(base: Path, workers: int, files: int, paced: int) -> dict[str
 def rss_run(base: Path, jobs: int) -> dict[str, Any]:
     """Phase 3: worker RSS after 10 jobs and after ``jobs`` jobs (2 workers)."""
     images = sorted(DEV_IMAGES.glob("*.jpg"))
-    daemon = Daemon(base, 2)
+    layout, daemon = start_daemon(base, 2)
     staging = base / "staging"
     staging.mkdir()
     early: dict[str, int] = {}
@@ -173,15 +138,15 @@ def rss_run(base: Path, jobs: int) -> dict[str, Any]:
         for i in range(jobs):
             name = f"rss-{i:05d}.jpg"
             (staging / name).write_bytes(variant(images[i % len(images)], 20_000 + i))
-            os.rename(staging / name, daemon.inbox / name)
+            os.rename(staging / name, layout.inbox / name)
             if i == 9:  # the first ten: then the baseline
                 daemon.wait(lambda: done() >= 10, 3600, "ten results")
                 early = dict(daemon.status()["worker_rss_bytes"])
-            daemon.wait(lambda: len(list(daemon.inbox.glob("*.jpg"))) < 20, 3600, "progress")
+            daemon.wait(lambda: len(list(layout.inbox.glob("*.jpg"))) < 20, 3600, "progress")
         daemon.wait(lambda: done() >= jobs, 3600, "all results")
         late = dict(daemon.status()["worker_rss_bytes"])
     finally:
-        daemon.stop()
+        daemon.stop(timeout=STOP_SECONDS, force=True)  # SIGKILL of the group past it
     workers = []
     for pid, start in early.items():
         end = late.get(pid)

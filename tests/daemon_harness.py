@@ -1,12 +1,20 @@
-"""Daemon integration test helpers: a real `ocr-pipeline watch` subprocess on temp folders.
+"""A real ``ocr-pipeline watch`` subprocess on temp folders: the tests' and the benchmark's harness.
 
-The daemon runs with the real models and a small detector input (``limit_side`` 640, ``max``)
-so hundreds of small receipt crops take seconds, not minutes; the folder contract does not
-depend on accuracy. Waits are bounded polls of the folders, the audit log and the status file.
+The daemon is driven only from outside: its command line and environment, the folders, the
+audit log and the status file. By default it runs with the real models and a small detector
+input (``limit_side`` 640, ``max``; ``FAST_ENV``) so hundreds of small receipt crops take
+seconds, not minutes; the folder contract does not depend on accuracy.
+``benchmarks/bench_daemon.py`` passes its own environment (default accuracy settings) instead.
+Waits are bounded polls of the folders, the audit log and the status file.
+
+Used by ``tests/`` (``from tests.daemon_harness import ...``) and by the benchmark, run from the
+repository root as ``python -m benchmarks.bench_daemon``: both then import it as ``tests.*``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import io
 import json
 import os
@@ -22,7 +30,6 @@ from typing import Any
 import cv2
 from PIL import Image, PngImagePlugin
 
-from ocr_pipeline.audit import read_audit
 from tests.conftest import SROIE_DEV
 
 FAST_ENV = {
@@ -39,18 +46,37 @@ FAST_ENV = {
 BASE_IMAGES = 8
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` every 50 ms until true.
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+    abort: Callable[[], str | None] | None = None,
+) -> None:
+    """Poll ``predicate`` every ``interval`` seconds until true.
+
+    Args:
+        predicate: The condition awaited.
+        timeout: Seconds before giving up.
+        what: What is awaited, for the error message.
+        interval: Seconds between polls.
+        abort: Asked after each false poll; a message it returns ends the wait at once (e.g. the
+            daemon exited, so the condition can no longer come true).
 
     Raises:
-        AssertionError: still false after ``timeout`` seconds (message says what was awaited).
+        AssertionError: still false after ``timeout`` seconds, or ``abort`` gave a reason
+            (message says what was awaited).
 
     """
     deadline = time.monotonic() + timeout
     while not predicate():
+        reason = abort() if abort is not None else None
+        if reason is not None:
+            raise AssertionError(f"{reason} while waiting for {what}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def receipt_crops() -> list[bytes]:
@@ -74,6 +100,14 @@ def png_variant(png: bytes, tag: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def jpeg_variant(jpeg: bytes, tag: str) -> bytes:
+    """The JPEG with ``tag`` appended after its end-of-image marker (decoders ignore it).
+
+    Other bytes (sha256: the daemon would otherwise reuse the result of an equal file), same pixels.
+    """
+    return jpeg + tag.encode()
 
 
 @dataclass
@@ -106,12 +140,22 @@ class Layout:
         return self.base / "logs" / "audit.jsonl"
 
     def audit(self) -> list[dict[str, Any]]:
-        """The audit records so far."""
-        return read_audit(self.audit_log)
+        """The audit records so far (the log is JSON lines, read here, not by the package)."""
+        if not self.audit_log.is_file():
+            return []
+        lines = self.audit_log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line]
 
     def events(self, event: str) -> list[dict[str, Any]]:
         """Audit records of one event type."""
         return [r for r in self.audit() if r["event"] == event]
+
+    def done_times(self) -> dict[str, float]:
+        """Source -> Unix time of its ``done`` record (the last one, should there be several)."""
+        return {
+            r["source"]: datetime.datetime.fromisoformat(r["time"]).timestamp()
+            for r in self.events("done")
+        }
 
     def files(self, folder: Path) -> list[str]:
         """Relative paths of the non-hidden files under ``folder``."""
@@ -146,9 +190,14 @@ class DaemonProcess:
 
     layout: Layout
     env: dict[str, str] = field(default_factory=dict)
+    """Variables over ``base_env`` (and over the caller's environment)."""
     instance: str = "default"
     global_args: list[str] = field(default_factory=list)
     """Options before the sub-command, e.g. ``["--config", FILE]``."""
+    base_env: dict[str, str] = field(default_factory=lambda: dict(FAST_ENV))
+    """The settings preset: ``FAST_ENV`` for the tests, the benchmark's own for measurements."""
+    poll_seconds: float = 0.05
+    """Interval of the start-up wait and of ``wait``."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -169,7 +218,7 @@ class DaemonProcess:
 
     def start(self, timeout: float = 90) -> DaemonProcess:
         """Start the daemon and wait for its first heartbeat in state ``running``."""
-        env = {**os.environ, **FAST_ENV, **self.env}
+        env = {**os.environ, **self.base_env, **self.env}
         if self.instance != "default":
             env["OCR_PIPELINE_DAEMON__INSTANCE"] = self.instance
         self.status_file.unlink(missing_ok=True)
@@ -186,24 +235,56 @@ class DaemonProcess:
             self.proc = subprocess.Popen(
                 command, env=env, stdout=log, stderr=log, start_new_session=True
             )
-        wait_until(
-            lambda: self.status().get("state") == "running" or self.proc.poll() is not None,  # type: ignore[union-attr]
-            timeout,
-            "the daemon's first heartbeat",
+        self.wait(
+            lambda: self.status().get("state") == "running", timeout, "the daemon's first heartbeat"
         )
-        assert self.proc.poll() is None, self.log_file.read_text(encoding="utf-8")[-3000:]
+        assert self.proc.poll() is None, self.exited()
         return self
+
+    def exited(self) -> str | None:
+        """Why the daemon can no longer do anything (its exit code and log tail), else None."""
+        assert self.proc is not None
+        code = self.proc.poll()
+        if code is None:
+            return None
+        return f"the daemon exited with code {code} ({self.log_file}):\n{self.log_tail()}\n"
+
+    def wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """``wait_until`` every ``poll_seconds``, failing at once should the daemon exit.
+
+        Raises:
+            AssertionError: the daemon exited or ``timeout`` passed before ``predicate`` held.
+
+        """
+        wait_until(predicate, timeout, what, interval=self.poll_seconds, abort=self.exited)
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(signum)
 
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, then wait for the exit code."""
+    def stop(self, timeout: float = 60, *, force: bool = False) -> int:
+        """SIGTERM, then wait for the exit code.
+
+        Args:
+            timeout: Seconds to wait for the exit.
+            force: Past ``timeout``, SIGKILL the process group (as ``kill_all``) and return
+                the exit code instead of raising.
+
+        Raises:
+            subprocess.TimeoutExpired: still running after ``timeout`` (without ``force``).
+
+        """
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if not force:
+                raise
+        with contextlib.suppress(ProcessLookupError):  # the group may just have gone
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait()
 
     def kill_all(self) -> None:
         """``kill -9`` the daemon and its workers (the whole process group), like a power cut."""
