@@ -25,10 +25,11 @@ Engines (``--engines``, default all):
   the CLI works).
 * ``floor``: the model-only floor. Our engine (default settings, as one of the product's
   all-core workers gets them) OCRs every page once, in one child process per core, through the
-  worker's own path (``jobs.ocr_file``), while the ``run`` method of every ``OnnxModel`` instance
-  the engine holds (detector, recognizer, and any other stage's model, e.g. page orientation)
-  is wrapped to record the exact tensors passed; this run is not timed. Then only those forward
-  passes are replayed, in call order, on fresh sessions with the product's session options:
+  worker's own path (``jobs.ocr_file``), while the ``run`` method of every model the engine
+  holds (each an ``InferenceBackend``: detector, recognizer, and any other stage's model, e.g.
+  page orientation) is wrapped to record the exact tensors passed; this run is not timed. Then
+  only those forward passes are replayed, in call order, on models loaded afresh
+  (``load_model``) with the product's runtime settings:
   ``2x1`` (one process per core, one intra-op thread each, pages dealt by tensor volume), ``1x2``
   (one process, one thread per core), and ``1x1`` (one process, one thread, on one core). The
   capture run's texts are compared with ocr-pipeline's outbox texts (they should be identical).
@@ -288,10 +289,11 @@ def ensure_peer(name: str) -> tuple[Path, list[str]]:
 def snapshot_source(scratch: Path) -> dict[str, Any]:
     """Freeze our package for the whole run, whatever others edit meanwhile.
 
-    ``ocr_pipeline/`` and ``config/`` are copied to ``scratch/src``, and ``models/`` beside them
-    (the package finds both relative to itself; ONNX files are linked, not copied); ``src`` is
-    put first on ``PYTHONPATH`` for every child process (ahead of the editable install's
-    finder) and on ``sys.path`` here.
+    ``ocr_pipeline/`` (with its package data) is copied to ``scratch/src``, and the checkout's
+    model store to ``scratch/src/models`` (ONNX files are linked, not copied), which
+    ``OCR_PIPELINE_MODELS__DIR`` names for this process and every child; ``src`` is put first
+    on ``PYTHONPATH`` for every child process (ahead of the editable install's finder) and on
+    ``sys.path`` here.
 
     Returns:
         The commit, uncommitted files, a sha256 of the copied sources, onnxruntime version.
@@ -300,13 +302,13 @@ def snapshot_source(scratch: Path) -> dict[str, Any]:
     root = scratch / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "ocr_pipeline", root / "ocr_pipeline", ignore=ignore)
-    shutil.copytree(REPO / "config", root / "config")
     (root / "models").mkdir()
     for path in (REPO / "models").iterdir():
         if path.suffix == ".onnx":
             (root / "models" / path.name).symlink_to(path)
         elif path.is_file():
             shutil.copyfile(path, root / "models" / path.name)
+    os.environ["OCR_PIPELINE_MODELS__DIR"] = str(root / "models")
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p
     )
@@ -537,24 +539,24 @@ def capture_worker(dataset: Path, listing: Path, out_dir: Path) -> None:
     ``out_dir/NUMBER.npz``.
 
     Settings are the defaults as one of ``CORES`` product workers gets them
-    (``pool.worker_settings``), so the tensors and texts are the all-core run's.
+    (``executors.local.with_threads``), so the tensors and texts are the all-core run's.
     """
     import numpy as np
 
     from ocr_pipeline.documents import DecodeLimits
     from ocr_pipeline.engine import Engine
-    from ocr_pipeline.engine.session import OnnxModel
+    from ocr_pipeline.engine.backend import InferenceBackend
+    from ocr_pipeline.executors.local import with_threads
     from ocr_pipeline.jobs import ocr_file
-    from ocr_pipeline.pool import worker_settings
     from ocr_pipeline.settings import load_settings
 
-    settings = worker_settings(load_settings(), CORES)
+    settings = with_threads(load_settings(), CORES)
     engine = Engine.from_settings(settings)
     calls: list[tuple[str, Any]] = []
-    models: dict[str, OnnxModel] = {}  # every ONNX model the engine holds, by attribute name
+    models: dict[str, InferenceBackend] = {}  # every model the engine holds, by attribute name
     for name, part in vars(engine).items():
-        model = part if isinstance(part, OnnxModel) else getattr(part, "model", None)
-        if isinstance(model, OnnxModel):
+        model = part if isinstance(part, InferenceBackend) else getattr(part, "model", None)
+        if isinstance(model, InferenceBackend):
             models[name] = model
 
     def wrap(role: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -610,14 +612,13 @@ def floor_worker(capture: Path, listing: Path, threads: int, out: Path) -> None:
     """Load the captured tensors of the pages in ``listing``, then time only the forward passes."""
     import numpy as np
 
-    from ocr_pipeline.engine.session import OnnxModel, run_options, session_options
+    from ocr_pipeline.engine.backend import load_model
     from ocr_pipeline.settings import load_settings
 
     index = json.loads((capture / "capture.json").read_text(encoding="utf-8"))
     settings = load_settings()
     runtime = settings.runtime.model_copy(update={"intra_op_threads": threads})
-    options, run = session_options(runtime), run_options(runtime)
-    sessions = {role: OnnxModel(Path(p), options, run) for role, p in index["models"].items()}
+    sessions = {role: load_model(Path(p), runtime) for role, p in index["models"].items()}
     loaded = []
     for relative in listing.read_text(encoding="utf-8").splitlines():
         with np.load(capture / index["pages"][relative]["file"]) as archive:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ocr_pipeline.atomic import fsync_dir
 from ocr_pipeline.errors import ConfigError
-from ocr_pipeline.folders import fsync_dir
 
 CLAIM_RECORD = ".claim.json"
 LOCK_FILE = ".lock"
@@ -39,6 +39,8 @@ class Claim:
     """Path relative to the inbox (and to ``claim_dir``)."""
     attempts: int = 0
     """Jobs started for this file, including ones a dead worker never finished."""
+    sha256: str | None = None
+    """Hex sha256 of the file, once the daemon has hashed it (not persisted)."""
 
     @property
     def path(self) -> Path:

@@ -13,12 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ocr_pipeline import __version__
 from ocr_pipeline.audit import configure_logging, get_logger
 from ocr_pipeline.errors import ExitCode, OcrPipelineError
-from ocr_pipeline.settings import Settings, load_settings
+from ocr_pipeline.settings import OutputName, Settings, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "--config", type=Path, help="settings TOML (default config/ocr-pipeline.toml)"
+        "--config", type=Path, help="settings TOML (default: none, or $OCR_PIPELINE_CONFIG)"
     )
     parser.add_argument("--log-format", choices=["console", "json"], help="log line format")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "outbox", type=Path, nargs="?", help="output folder (default: setting outbox)"
         )
-        command.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+        command.add_argument(
+            "--workers", type=int, help="worker processes (default: one per usable CPU)"
+        )
         command.add_argument(
             "--on-success",
             choices=["archive", "delete", "keep"],
@@ -57,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
             type=Path,
             action="append",
             help="lexicon file for spell-correction (repeatable; replaces correct.lexicons)",
+        )
+        command.add_argument(
+            "--output",
+            dest="outputs",
+            choices=list(get_args(OutputName)),
+            action="append",
+            help="result format to write (repeatable; replaces outputs; json is always written)",
         )
     watch.add_argument(
         "--polling", action="store_true", help="poll the inbox (network shares, mounts)"
@@ -120,7 +129,7 @@ EXAMPLES = {
     "run": """examples:
   ocr-pipeline run inbox outbox
   ocr-pipeline run scans/ results/ --on-success keep --workers 1
-  ocr-pipeline run inbox outbox --lexicon config/lexicons/business.txt""",
+  ocr-pipeline run inbox outbox --lexicon business""",
     "watch": """examples:
   ocr-pipeline watch inbox outbox
   ocr-pipeline watch /mnt/share/in /mnt/share/out --polling
@@ -130,9 +139,9 @@ EXAMPLES = {
   ocr-pipeline health outbox                 # exit 0 fresh, 1 stale or missing
   HEALTHCHECK CMD ["ocr-pipeline", "health", "/data/outbox"]""",
     "lexicon": """examples:
-  ocr-pipeline lexicon build texts/ -o config/lexicons/mine.txt --min-count 2""",
+  ocr-pipeline lexicon build texts/ -o lexicons/mine.txt --min-count 2""",
     "build": """examples:
-  ocr-pipeline lexicon build texts/ -o config/lexicons/mine.txt
+  ocr-pipeline lexicon build texts/ -o lexicons/mine.txt
   ocr-pipeline lexicon build a.txt b.txt -o words.txt --min-count 1""",
     "models": """examples:
   ocr-pipeline models fetch
@@ -157,7 +166,7 @@ EXAMPLES = {
   ocr-pipeline config show
   ocr-pipeline --config my.toml config show | grep daemon.""",
     "check": """examples:
-  ocr-pipeline config check config/ocr-pipeline.toml""",
+  ocr-pipeline config check my-settings.toml""",
 }
 
 
@@ -194,6 +203,8 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["daemon"] = daemon
     if getattr(args, "lexicon", None):
         overrides["correct"] = {"lexicons": args.lexicon}
+    if getattr(args, "outputs", None):
+        overrides["outputs"] = ["json", *args.outputs]
     return overrides
 
 
@@ -234,7 +245,7 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> ExitCode:
     max_age = args.max_age or max(3 * settings.daemon.status_seconds, 10.0)
     healthy, reason = check_health(folders.status_file, max_age)
     print(reason)
-    return ExitCode.ok if healthy else ExitCode.files_failed
+    return ExitCode.ok if healthy else ExitCode.unhealthy
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:

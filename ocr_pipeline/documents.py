@@ -56,7 +56,7 @@ class DecodeLimits:
 
 
 @dataclass(frozen=True)
-class Page:
+class DecodedPage:
     """One decoded page."""
 
     index: int
@@ -84,7 +84,9 @@ def media_type_for(name: str) -> str:
         ) from None
 
 
-def decode_document(data: bytes, name: str, limits: DecodeLimits | None = None) -> list[Page]:
+def decode_document(
+    data: bytes, name: str, limits: DecodeLimits | None = None
+) -> list[DecodedPage]:
     """Decode a file's bytes into pages.
 
     Args:
@@ -140,7 +142,9 @@ def _corrupt(name: str, media_type: str, exc: BaseException) -> CorruptInputErro
     )
 
 
-def _image_pages(data: bytes, name: str, media_type: str, limits: DecodeLimits) -> Iterator[Page]:
+def _image_pages(
+    data: bytes, name: str, media_type: str, limits: DecodeLimits
+) -> Iterator[DecodedPage]:
     with warnings.catch_warnings():
         # Our own pixel limit is checked before decoding; Pillow's bomb check would only
         # duplicate it with a different threshold.
@@ -163,12 +167,12 @@ def _image_pages(data: bytes, name: str, media_type: str, limits: DecodeLimits) 
                     raise _corrupt(name, media_type, exc) from exc
 
 
-def _frame_to_page(frame: Image.Image, index: int) -> Page:
+def _frame_to_page(frame: Image.Image, index: int) -> DecodedPage:
     orientation = int(frame.getexif().get(_EXIF_ORIENTATION_TAG, 1) or 1)
     upright = ImageOps.exif_transpose(frame)
     rgb = _to_rgb(upright if upright is not None else frame)
     bgr = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[:, :, ::-1])
-    return Page(index=index, image=bgr, rotation=_EXIF_ROTATION.get(orientation, 0))
+    return DecodedPage(index=index, image=bgr, rotation=_EXIF_ROTATION.get(orientation, 0))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -184,7 +188,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _pdf_pages(data: bytes, name: str, limits: DecodeLimits) -> Iterator[Page]:
+def _pdf_pages(data: bytes, name: str, limits: DecodeLimits) -> Iterator[DecodedPage]:
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -217,7 +221,7 @@ def _pdf_pages(data: bytes, name: str, limits: DecodeLimits) -> Iterator[Page]:
                     bitmap.close()
             finally:
                 page.close()
-            yield Page(index=index, image=bgr, rotation=rotation)
+            yield DecodedPage(index=index, image=bgr, rotation=rotation)
     finally:
         document.close()
 

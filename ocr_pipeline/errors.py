@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     ok = 0
     files_failed = 1
     """At least one input file failed; the others were processed."""
+    unhealthy = 1
+    """``health``: the daemon's heartbeat is missing, stale or says it stopped (same value)."""
     bad_args = 2
     config_error = 3
     model_error = 4
@@ -64,12 +66,36 @@ class JobFailedError(OcrPipelineError):
     exit_code = ExitCode.files_failed
 
 
+class WorkerLostError(JobFailedError):
+    """The worker process running a job died (segfault, ``kill -9``, the OOM killer).
+
+    Args:
+        message: what happened.
+        exitcode: the process's exit code (negative: killed by that signal), if known.
+
+    """
+
+    def __init__(self, message: str, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+
+
 class WorkerCrashedError(JobFailedError):
     """Every try of a file killed its worker process: the file is set aside as poison."""
 
 
 class JobTimeoutError(JobFailedError):
     """A file took longer than ``daemon.job_timeout``; its worker was killed."""
+
+
+class ExecutorBrokenError(OcrPipelineError):
+    """The executor lost its workers for a reason that is not the job's file.
+
+    For example a worker died while idle, which breaks pebble's whole pool. The job is handed
+    out again after a restart, without counting an attempt.
+    """
+
+    exit_code = ExitCode.internal_error
 
 
 class PoolError(OcrPipelineError):

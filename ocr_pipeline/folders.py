@@ -22,6 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocr_pipeline.atomic import fsync_dir
 from ocr_pipeline.errors import ConfigError
 from ocr_pipeline.settings import Settings
 
@@ -114,20 +115,6 @@ class Folders:
                 raise ConfigError(
                     f"cannot create folder {folder}: {exc.strerror}; create it or fix permissions"
                 ) from exc
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable (best effort where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def move_file(source: Path, target: Path) -> None:

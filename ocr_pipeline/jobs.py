@@ -20,6 +20,7 @@ from ocr_pipeline.documents import (
 )
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.results import DocumentResult, Source, utc_now
+from ocr_pipeline.settings import DecodeSettings, Settings
 
 
 def read_input(path: Path, limits: DecodeLimits) -> bytes:
@@ -40,6 +41,7 @@ def ocr_file(
     limits: DecodeLimits,
     relative_path: str,
     corrector: Corrector | None = None,
+    sha256: str | None = None,
 ) -> DocumentResult:
     """OCR every page of one file, then correct its lines.
 
@@ -49,6 +51,8 @@ def ocr_file(
         limits: decoding limits (bytes, pixels, PDF resolution).
         relative_path: the path recorded in ``source.relative_path`` (relative to the inbox).
         corrector: spell-correction; ``None`` or an empty lexicon leaves the text as read.
+        sha256: hex sha256 of the file when the caller has it already (the daemon hashes each
+            claim once, for duplicate detection); ``None`` hashes the bytes read here.
 
     Returns:
         The result, pages in document order, ``text`` pages joined by form feeds.
@@ -80,7 +84,7 @@ def ocr_file(
     source = Source(
         name=path.name,
         relative_path=relative_path,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
         bytes=len(data),
         media_type=media_type,
     )
@@ -92,4 +96,50 @@ def ocr_file(
         timings_ms={k: round(v, 1) for k, v in timings.items()},
         created_at=utc_now(),
         pipeline_version=__version__,
+    )
+
+
+def decode_limits(settings: DecodeSettings) -> DecodeLimits:
+    """The decoding limits of the ``decode`` settings."""
+    return DecodeLimits(
+        max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, pdf_dpi=settings.pdf_dpi
+    )
+
+
+def read(
+    path: str | Path, settings: Settings | None = None, engine: Engine | None = None
+) -> DocumentResult:
+    """OCR one file, every page, with spell-correction as configured: the library entry point.
+
+    ``ocr_pipeline.read("scan.pdf").text`` needs no folders, daemon or configuration file. It
+    loads the models for each call unless ``engine`` is given: to read many files, build
+    ``Engine.from_settings(settings)`` once and pass it.
+
+    Args:
+        path: a JPEG, PNG, BMP, TIFF, WebP or PDF file.
+        settings: the settings (default: defaults < ``$OCR_PIPELINE_CONFIG`` < environment).
+        engine: a loaded engine to reuse (default: one built from ``settings``).
+
+    Returns:
+        The result, as written to ``<stem>.json`` by the daemon (``source.relative_path`` is
+        the file name).
+
+    Raises:
+        InputError: the file is unsupported, corrupt or over a limit.
+        ModelError: a model is missing or corrupt (run ``ocr-pipeline models fetch``).
+        ConfigError: the settings or a lexicon are invalid.
+        OSError: the file cannot be read.
+
+    """
+    from ocr_pipeline.correct import corrector_from_settings
+    from ocr_pipeline.settings import load_settings
+
+    chosen = settings if settings is not None else load_settings()
+    file = Path(path)
+    return ocr_file(
+        file,
+        engine if engine is not None else Engine.from_settings(chosen),
+        decode_limits(chosen.decode),
+        file.name,
+        corrector_from_settings(chosen.correct),
     )

@@ -1,20 +1,20 @@
-"""The result contract (JSON ``schema_version`` "1") and its atomic writers.
+"""The result contract (JSON ``schema_version`` "1") and the error report.
 
-``ocr-pipeline schema`` prints the JSON Schema generated from :class:`DocumentResult`. Readers
-never see half a file: outputs go to a temporary name in the destination folder, are fsynced,
-then renamed over the final name.
+``ocr-pipeline schema`` prints the JSON Schema generated from :class:`DocumentResult`. The files
+made from a result (JSON, TXT, ...) are written by :mod:`ocr_pipeline.writers`; everything goes
+through :func:`ocr_pipeline.atomic.atomic_write_bytes`, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ocr_pipeline.atomic import atomic_write_bytes
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
@@ -133,72 +133,10 @@ def result_schema() -> dict[str, Any]:
     return DocumentResult.model_json_schema(by_alias=True)
 
 
-def _process_umask() -> int:
-    """The process's umask, read without changing it (``/proc`` on Linux), else via ``os.umask``."""
-    try:
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# Mode of result files: what ``open()`` would create (0644 under the usual umask 022).
-_NEW_FILE_MODE = 0o666 & ~_process_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one.
-
-    The bytes go to a temporary file in the same folder, are fsynced, then renamed over ``path``;
-    the folder is fsynced so the rename survives a crash.
-
-    Raises:
-        OSError: the folder is not writable or the disk is full (the temporary file is removed).
-
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; results are for other users too
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def result_json(result: DocumentResult) -> bytes:
     """Serialise a result as UTF-8 JSON (non-ASCII kept, 2-space indent)."""
     payload = result.model_dump(mode="json", by_alias=True)
     return (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-
-
-def write_result(result: DocumentResult, outbox: Path, stem: str) -> tuple[Path, Path]:
-    """Write ``<stem>.txt`` then ``<stem>.json`` atomically into ``outbox``.
-
-    The JSON comes last so a program that waits for it finds the TXT already there.
-
-    Returns:
-        The JSON and TXT paths.
-
-    """
-    json_path = outbox / f"{stem}.json"
-    txt_path = outbox / f"{stem}.txt"
-    atomic_write_bytes(txt_path, (result.text + "\n").encode("utf-8"))
-    atomic_write_bytes(json_path, result_json(result))
-    return json_path, txt_path
 
 
 class ErrorReport(_Record):

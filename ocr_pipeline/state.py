@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocr_pipeline.results import atomic_write_bytes
+from ocr_pipeline.atomic import atomic_write_bytes
 
 INDEX_FILE = "index.jsonl"
+KEPT_FILE_PREFIX = "kept-"
 
 
 class ResultsIndex:
@@ -85,6 +86,37 @@ class ResultsIndex:
         return f"{stem}.{sha256[:8]}"
 
 
+class KeptLedger:
+    """Originals left in the inbox after success (policy ``keep``), so they are not redone.
+
+    A file is skipped while its size and mtime are those recorded; a changed file is new work.
+    Stored as JSON lines ``OUTBOX/.ocr-pipeline/kept-<instance>.jsonl``.
+    """
+
+    def __init__(self, state: Path, instance: str) -> None:
+        self.path = state / f"{KEPT_FILE_PREFIX}{instance}.jsonl"
+        self._entries: dict[str, tuple[int, int]] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                    self._entries[record["relative"]] = (record["size"], record["mtime_ns"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+
+    def add(self, relative: Path, stat: os.stat_result) -> None:
+        """Remember a kept original as it is now."""
+        key = relative.as_posix()
+        self._entries[key] = (stat.st_size, stat.st_mtime_ns)
+        record = {"relative": key, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def matches(self, relative: Path, stat: os.stat_result) -> bool:
+        """True when this file is a kept original, unchanged since."""
+        return self._entries.get(relative.as_posix()) == (stat.st_size, stat.st_mtime_ns)
+
+
 @dataclass
 class Counters:
     """Jobs by outcome since the daemon started."""
@@ -138,14 +170,3 @@ def process_rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -242,7 +242,7 @@ def test_killed_worker_is_replaced_and_poison_file_fails_after_two_tries(
         victim = json.loads((layout.outbox / "victim.json").read_text(encoding="utf-8"))
         assert victim["text"] == expected_texts[5]
         retried = [r for r in layout.events("retried") if r["source"] == "victim.png"]
-        assert [r["error_type"] for r in retried] == ["ProcessExpired"]
+        assert [r["error_type"] for r in retried] == ["WorkerLostError"]
         done = next(r for r in layout.events("done") if r["source"] == "victim.png")
         assert done["attempt"] == 2 and done["worker_pid"] != worker_pid
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ocr_pipeline.atomic import atomic_write_bytes
 from ocr_pipeline.folders import move_file
-from ocr_pipeline.results import atomic_write_bytes
 
 NOBODY = 65534
 

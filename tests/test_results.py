@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ocr_pipeline.atomic import atomic_write_bytes
 from ocr_pipeline.results import (
     Correction,
     DocumentResult,
@@ -15,12 +16,11 @@ from ocr_pipeline.results import (
     ModelRef,
     Page,
     Source,
-    atomic_write_bytes,
     result_json,
     result_schema,
     utc_now,
-    write_result,
 )
+from ocr_pipeline.writers import write_outputs
 
 DOCS_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "result-schema.json"
 
@@ -65,11 +65,17 @@ def test_result_json_uses_contract_names_and_round_trips() -> None:
     )
 
 
-def test_write_result_leaves_only_final_files(tmp_path: Path) -> None:
-    json_path, txt_path = write_result(_result(), tmp_path / "sub", "a")
+def test_write_outputs_leaves_only_final_files_record_last(tmp_path: Path) -> None:
+    original = tmp_path / "a.png"
+    txt_path, json_path = write_outputs(_result(), original, tmp_path, "sub/a", ["json", "txt"])
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["a.json", "a.txt"]
     assert txt_path.read_text(encoding="utf-8") == "TOTAL 12.50\n"
     assert json.loads(json_path.read_text(encoding="utf-8"))["text"] == "TOTAL 12.50"
+    # The record is always written, even when not listed, and always last.
+    assert [p.name for p in write_outputs(_result(), original, tmp_path, "b", ["txt"])] == [
+        "b.txt",
+        "b.json",
+    ]
 
 
 def test_failed_atomic_write_keeps_the_old_file(tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""What the daemon has done and is doing: counters, the run summary, the last error, the heartbeat.
+
+The heartbeat is ``OUTBOX/.ocr-pipeline/status-<instance>.json``, rewritten atomically every
+``daemon.status_seconds``; ``ocr-pipeline health`` reads it. Counters also feed the Prometheus
+metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ocr_pipeline.audit import get_logger
+from ocr_pipeline.folders import Folders
+from ocr_pipeline.metrics import Metrics
+from ocr_pipeline.results import utc_now
+from ocr_pipeline.state import Counters, process_rss_bytes, write_status
+
+DaemonState = Literal["starting", "running", "draining", "stopped"]
+
+
+@dataclass
+class RunSummary:
+    """What a daemon run did, by inbox-relative path."""
+
+    done: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Relative path -> error message."""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the loop holds right now, for the heartbeat."""
+
+    queue_depth: int
+    """Files waiting: settling candidates plus claims ready to start."""
+    in_flight: int
+    """Jobs running."""
+    worker_pids: list[int]
+    generation: int
+    """Settings generation (SIGHUP reloads)."""
+    rescans: int
+
+
+class StatusBoard:
+    """Counts outcomes, remembers the last error, writes the heartbeat and the metrics.
+
+    Args:
+        folders: the daemon's folders (the status file lives in the outbox's state folder).
+        watch: ``watch`` (True) or ``run`` (False), as reported.
+        metrics: the Prometheus endpoint (a no-op when its port is 0).
+
+    """
+
+    def __init__(self, folders: Folders, watch: bool, metrics: Metrics) -> None:
+        self.folders = folders
+        self.mode = "watch" if watch else "run"
+        self.metrics = metrics
+        self.counters = Counters()
+        self.summary = RunSummary()
+        self.last_error: dict[str, Any] | None = None
+        self.started_at = utc_now()
+        self.state: DaemonState = "starting"
+        self.log = get_logger(__name__)
+
+    def done(self, relative: str, timings_ms: dict[str, float]) -> None:
+        """Count a file whose results were written."""
+        self.counters.done += 1
+        self.metrics.job("done", timings_ms)
+        self.summary.done.append(relative)
+
+    def duplicate(self, relative: str) -> None:
+        """Count a file whose bytes had a result already."""
+        self.counters.duplicate += 1
+        self.metrics.job("duplicate")
+        self.summary.duplicates.append(relative)
+
+    def failed(self, relative: str, message: str) -> None:
+        """Count a file moved to failed/."""
+        self.counters.failed += 1
+        self.metrics.job("failed")
+        self.summary.failed[relative] = message
+        self.error(relative, message)
+
+    def retried(self) -> None:
+        """Count a file started again after its worker died."""
+        self.counters.retried += 1
+        self.metrics.job("retried")
+
+    def error(self, file: str | None, message: str) -> None:
+        """Remember the last error (``file``: inbox-relative, ``None`` for the daemon's own)."""
+        self.last_error = {"time": utc_now(), "file": file, "error": message}
+
+    def write(self, activity: Activity) -> None:
+        """Rewrite the heartbeat and the gauges; a write error is logged, never raised."""
+        pids = activity.worker_pids
+        status = {
+            "pid": os.getpid(),
+            "instance": self.folders.instance,
+            "mode": self.mode,
+            "state": self.state,
+            "started": self.started_at,
+            "inbox": str(self.folders.inbox),
+            "queue_depth": activity.queue_depth,
+            "in_flight": activity.in_flight,
+            "workers_alive": len(pids),
+            "worker_pids": pids,
+            "worker_rss_bytes": {str(pid): process_rss_bytes(pid) for pid in pids},
+            "generation": activity.generation,
+            "rescans": activity.rescans,
+            "jobs": {
+                "done": self.counters.done,
+                "failed": self.counters.failed,
+                "duplicate": self.counters.duplicate,
+                "retried": self.counters.retried,
+            },
+            "last_error": self.last_error,
+        }
+        self.metrics.gauges(activity.queue_depth, activity.in_flight, len(pids))
+        try:
+            write_status(self.folders.status_file, status)
+        except OSError as exc:
+            self.log.error(
+                "cannot write status file", path=str(self.folders.status_file), error=str(exc)
+            )

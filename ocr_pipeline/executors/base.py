@@ -1,0 +1,129 @@
+"""The executor seam: where OCR jobs run, behind one interface the daemon knows.
+
+The daemon hands an executor a :class:`Job` (which claimed file, its sha256) and gets a
+``concurrent.futures.Future`` back. The future ends in exactly one of:
+
+* a :class:`JobOutcome` (the document's result);
+* :class:`JobError`: the job itself raised (a corrupt file, a missing model); it carries the
+  error and its last traceback frames;
+* :class:`~ocr_pipeline.errors.WorkerLostError`: the process running the job died (segfault,
+  ``kill -9``, the OOM killer);
+* :class:`~ocr_pipeline.errors.JobTimeoutError`: the job ran past ``daemon.job_timeout`` and
+  its worker was stopped;
+* :class:`~ocr_pipeline.errors.ExecutorBrokenError`: the executor lost its workers for a reason
+  that is not this job's file; the daemon restarts the executor and hands the job out again;
+* cancelled: the executor was stopped before the job ran.
+
+Executor-specific exceptions (pebble's, Ray's) never leave the executor. What is sent to a
+worker is a :class:`JobRecipe`: the claimed file's path (a remote executor sends its bytes
+instead), the settings and their generation, never live objects: each worker builds its own
+engine from the settings, once per generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ocr_pipeline.results import DocumentResult
+from ocr_pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed file to OCR, as the daemon submits it."""
+
+    path: Path
+    """The claimed file, in the work folder."""
+    relative: str
+    """Inbox-relative path, recorded in the result's ``source.relative_path``."""
+    sha256: str
+    """Hex sha256 of the file's bytes (hashed once, by the daemon)."""
+
+
+@dataclass(frozen=True)
+class JobRecipe:
+    """What a worker needs to run a :class:`Job`: small and picklable, no live objects."""
+
+    job: Job
+    settings: Settings
+    """The settings to OCR with, threads per worker already set by the executor."""
+    generation: int
+    """Settings generation; a worker whose engine is older reloads first."""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """A finished job."""
+
+    result: DocumentResult
+    worker_pid: int
+    """Process that ran the job."""
+    generation: int
+    """Settings generation the worker's engine and lexicons were loaded from."""
+
+
+class JobError(Exception):
+    """The job raised: ``error`` is what it raised, ``frames`` its last traceback lines.
+
+    Args:
+        error: the exception raised by the job (``InputError``, ``ModelError``, ...).
+        frames: the innermost traceback lines (from the worker process), innermost last.
+
+    """
+
+    def __init__(self, error: BaseException, frames: list[str]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.frames = frames
+
+
+class Executor(Protocol):
+    """Runs OCR jobs: the local process pool, an in-process serial executor, later Ray actors."""
+
+    @property
+    def slots(self) -> int:
+        """Jobs that run at once; the daemon keeps at most this many in flight."""
+        ...
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Inference threads each worker uses (for the log)."""
+        ...
+
+    def submit(self, job: Job) -> Future[JobOutcome]:
+        """Start ``job``; the future ends as described in the module docstring.
+
+        Raises:
+            ExecutorBrokenError: the executor cannot accept work until :meth:`restart`.
+
+        """
+        ...
+
+    def use_settings(self, settings: Settings, generation: int) -> None:
+        """Run later jobs, and load restarted workers, with ``settings`` (a SIGHUP reload)."""
+        ...
+
+    def restart(self) -> None:
+        """Stop every worker now and start fresh ones; unfinished futures end cancelled."""
+        ...
+
+    def close(self, grace_seconds: float) -> bool:
+        """Let running jobs finish for up to ``grace_seconds``, then stop every worker.
+
+        Returns:
+            True when every job finished within the grace period.
+
+        """
+        ...
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live worker processes (for the status file)."""
+        ...
+
+
+ExecutorFactory = Callable[[Settings, int], Executor]
+"""Builds an executor from the settings and their generation (the daemon's one place to do so)."""

@@ -1,0 +1,206 @@
+"""The local executor: worker processes on this machine, pebble's ``ProcessPool`` underneath.
+
+pebble (https://pebble.readthedocs.io) replaces a worker that dies (segfault, ``kill -9``, the
+OOM killer), stops a job over its timeout by killing its worker, and recycles workers after
+``max_tasks`` jobs. This module maps pebble's outcomes to the executor contract of
+:mod:`ocr_pipeline.executors.base` and adds:
+
+* each worker process holds one :class:`~ocr_pipeline.executors.worker.Worker`, created as the
+  process starts, which loads the engine and lexicons then (off the first job's clock);
+* workers ignore SIGINT, so Ctrl-C reaches only the daemon, which drains them;
+* workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
+  threaded process can deadlock;
+* worker count and intra-op threads come from the CPUs this process may use
+  (:func:`ocr_pipeline.cpus.available_cpus`), so that workers x threads = CPUs.
+
+Two test-only hooks, read from the environment of the worker and unset in production:
+``OCR_PIPELINE_TEST_CRASH_MARKER`` (a worker SIGKILLs itself when the file name contains it) and
+``OCR_PIPELINE_TEST_STARTED_DIR`` (a worker writes ``started-<pid>`` there as a job begins).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+from concurrent.futures import CancelledError, Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from pebble import ProcessExpired, ProcessPool
+
+from ocr_pipeline.cpus import available_cpus
+from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
+from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe
+from ocr_pipeline.executors.worker import Worker
+from ocr_pipeline.settings import Settings
+
+CRASH_MARKER_ENV = "OCR_PIPELINE_TEST_CRASH_MARKER"
+STARTED_DIR_ENV = "OCR_PIPELINE_TEST_STARTED_DIR"
+REMOTE_FRAMES = 6
+"""Traceback lines of a worker's error kept in the error report."""
+
+# The worker process's own state: set by ``_start_worker`` in each pool process, never in the
+# daemon's process. It belongs to this executor alone.
+_process_worker: Worker | None = None
+
+
+def _start_worker(settings: Settings, generation: int) -> None:
+    """Worker process start-up: leave SIGINT to the daemon, then load the engine and lexicons.
+
+    A load that fails leaves the worker empty: its first job loads again and fails with the
+    error, which names the file and the fix.
+    """
+    global _process_worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _process_worker = Worker()
+    try:
+        _process_worker.load(settings, generation)
+    except Exception:  # reported again by the first job, with its file name
+        _process_worker.forget()
+
+
+def _run_in_worker(recipe: JobRecipe) -> JobOutcome:
+    """The function each pool process runs for a job (see :meth:`Worker.run`)."""
+    _test_hooks(recipe.job)
+    worker = _process_worker if _process_worker is not None else Worker()
+    return worker.run(recipe)
+
+
+def _test_hooks(job: Job) -> None:
+    started_dir = os.environ.get(STARTED_DIR_ENV)
+    if started_dir:
+        Path(started_dir, f"started-{os.getpid()}").write_text(job.relative, encoding="utf-8")
+    marker = os.environ.get(CRASH_MARKER_ENV)
+    if marker and marker in job.path.name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def worker_count(settings: Settings) -> int:
+    """Workers to start: ``daemon.workers``, or one per CPU this process may use when 0."""
+    return settings.daemon.workers or available_cpus()
+
+
+def with_threads(settings: Settings, workers: int) -> Settings:
+    """Settings as each of ``workers`` workers uses them.
+
+    ``runtime.intra_op_threads = 0`` (auto) becomes available CPUs // workers (at least 1), so
+    that workers x threads never exceeds the CPUs (ONNX Runtime's own default would start one
+    thread per core in every worker).
+    """
+    if settings.runtime.intra_op_threads:
+        return settings
+    threads = max(1, available_cpus() // workers)
+    runtime = settings.runtime.model_copy(update={"intra_op_threads": threads})
+    return settings.model_copy(update={"runtime": runtime})
+
+
+def _settle(outer: Future[JobOutcome], inner: Future[JobOutcome]) -> None:
+    """Finish ``outer`` from pebble's ``inner``, mapping pebble's errors to the contract's."""
+    if inner.cancelled():
+        outer.cancel()
+        return
+    error = inner.exception()
+    if error is None:
+        outer.set_result(inner.result())
+    elif isinstance(error, ProcessExpired):
+        outer.set_exception(
+            WorkerLostError(f"worker died (exit code {error.exitcode})", error.exitcode)
+        )
+    elif isinstance(error, TimeoutError):
+        outer.set_exception(JobTimeoutError("the job ran past its timeout"))
+    elif isinstance(error, BrokenProcessPool):
+        outer.set_exception(ExecutorBrokenError(f"the worker pool broke: {error}"))
+    elif isinstance(error, CancelledError):
+        outer.cancel()
+    else:
+        remote = str(getattr(error, "traceback", "") or "").strip()  # pebble's remote traceback
+        outer.set_exception(JobError(error, remote.splitlines()[-REMOTE_FRAMES:]))
+
+
+class LocalPoolExecutor:
+    """A fixed number of OCR worker processes on this machine.
+
+    Args:
+        settings: the effective settings (``daemon.workers``, ``daemon.job_timeout``,
+            ``daemon.max_jobs_per_worker``, and what the engine needs).
+        generation: the settings generation, recorded in outcomes.
+
+    """
+
+    def __init__(self, settings: Settings, generation: int = 0) -> None:
+        self._workers = worker_count(settings)
+        self._max_jobs = settings.daemon.max_jobs_per_worker
+        self.use_settings(settings, generation)
+        self._pool = self._start_pool()
+
+    @property
+    def slots(self) -> int:
+        """Worker processes: jobs that run at once."""
+        return self._workers
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Intra-op threads of each worker's inference sessions."""
+        return self._settings.runtime.intra_op_threads
+
+    def use_settings(self, settings: Settings, generation: int) -> None:
+        """Send ``settings`` with later jobs; restarted workers load them as they start."""
+        self._settings = with_threads(settings, self._workers)
+        self._timeout = settings.daemon.job_timeout
+        self._generation = generation
+
+    def _start_pool(self) -> ProcessPool:
+        return ProcessPool(
+            max_workers=self._workers,
+            max_tasks=self._max_jobs,
+            initializer=_start_worker,
+            initargs=(self._settings, self._generation),
+            context=multiprocessing.get_context("spawn"),
+        )
+
+    def submit(self, job: Job) -> Future[JobOutcome]:
+        """Queue one job for the next free worker; its timeout starts when a worker takes it.
+
+        Raises:
+            ExecutorBrokenError: pebble refuses work once its pool is broken.
+
+        """
+        recipe = JobRecipe(job=job, settings=self._settings, generation=self._generation)
+        try:
+            inner: Future[JobOutcome] = self._pool.schedule(
+                _run_in_worker, args=(recipe,), timeout=self._timeout
+            )
+        except RuntimeError as exc:
+            raise ExecutorBrokenError(f"the worker pool stopped accepting jobs: {exc}") from exc
+        outer: Future[JobOutcome] = Future()
+        inner.add_done_callback(lambda done: _settle(outer, done))
+        return outer
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live worker processes."""
+        return sorted(p.pid for p in multiprocessing.active_children() if p.pid is not None)
+
+    def restart(self) -> None:
+        """Stop every worker now (a broken or wedged pool) and start a fresh pool."""
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError, RuntimeError):  # workers are gone either way
+            self._pool.join(timeout=10)
+        self._pool = self._start_pool()
+
+    def close(self, grace_seconds: float) -> bool:
+        """Let running jobs finish for up to ``grace_seconds``, then stop the workers.
+
+        Returns:
+            True when every job finished within the grace period.
+
+        """
+        self._pool.close()  # type: ignore[no-untyped-call]
+        try:
+            self._pool.join(timeout=grace_seconds)
+            return True
+        except TimeoutError:
+            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool.join()
+            return False

@@ -1,0 +1,70 @@
+"""One OCR worker's state: the engine and corrector it loaded, and the generation they belong to.
+
+An executor keeps one :class:`Worker` per worker process (or actor, or the test process) and
+calls :meth:`Worker.run` for each job. Models and lexicons load once per settings generation: a
+SIGHUP reload bumps the generation and each worker reloads at its next job.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ocr_pipeline.correct import Corrector, corrector_from_settings
+from ocr_pipeline.engine import Engine
+from ocr_pipeline.executors.base import JobOutcome, JobRecipe
+from ocr_pipeline.jobs import decode_limits, ocr_file
+from ocr_pipeline.memory import release_free_memory
+from ocr_pipeline.settings import Settings
+
+
+class Worker:
+    """Loads the engine for a settings generation and runs jobs with it."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._corrector: Corrector | None = None
+        self._generation = -1
+
+    def load(self, settings: Settings, generation: int) -> Engine:
+        """Load the engine and corrector of ``generation``, freeing the old ones first.
+
+        Raises:
+            ModelError: a model is missing or corrupt.
+            ConfigError: a lexicon or the look-alike table cannot be read.
+
+        """
+        self.forget()  # free the old sessions before loading the new ones
+        engine = Engine.from_settings(settings)
+        self._corrector = corrector_from_settings(settings.correct)
+        self._engine, self._generation = engine, generation
+        return engine
+
+    def forget(self) -> None:
+        """Drop the loaded engine (a failed load leaves the worker empty)."""
+        self._engine, self._corrector, self._generation = None, None, -1
+
+    def run(self, recipe: JobRecipe) -> JobOutcome:
+        """OCR one claimed file, loading the recipe's generation first if needed.
+
+        Raises:
+            InputError: the file is unsupported, corrupt or over a limit.
+            ModelError: a model is missing or corrupt.
+            OSError: the file cannot be read.
+
+        """
+        engine = self._engine
+        if engine is None or self._generation != recipe.generation:
+            engine = self.load(recipe.settings, recipe.generation)
+        job = recipe.job
+        try:
+            result = ocr_file(
+                job.path,
+                engine,
+                decode_limits(recipe.settings.decode),
+                job.relative,
+                self._corrector,
+                sha256=job.sha256,
+            )
+        finally:
+            release_free_memory()
+        return JobOutcome(result=result, worker_pid=os.getpid(), generation=self._generation)

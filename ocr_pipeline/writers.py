@@ -1,0 +1,117 @@
+"""Result writers: one per output format, registered by name, all written atomically.
+
+The daemon writes the formats listed in the ``outputs`` setting (``--output``) for every
+finished input, through :func:`write_outputs`. Each writer turns a :class:`DocumentResult` (and,
+for formats that embed the page images, the original file) into bytes; the bytes reach the
+outbox only through :func:`ocr_pipeline.atomic.atomic_write_bytes`. The JSON result is the
+record: duplicate detection and the results index read it back, so it is always written, and
+written last, so a program that waits for ``<stem>.json`` finds every other format already there.
+
+A new format (searchable PDF, hOCR, ALTO) is one class with ``name``, ``suffix`` and ``render``,
+added to :data:`WRITERS` (and its name to :data:`ocr_pipeline.settings.OutputName`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from ocr_pipeline.atomic import atomic_write_bytes
+from ocr_pipeline.results import DocumentResult, result_json
+
+RECORD_FORMAT = "json"
+"""The writer whose file is the result record (read back by duplicate detection)."""
+
+
+class ResultWriter(Protocol):
+    """Turns one document's result into the bytes of one output file."""
+
+    name: str
+    """Name in the ``outputs`` setting, e.g. ``json``."""
+    suffix: str
+    """File name suffix, e.g. ``.json``: the output is ``<stem><suffix>``."""
+
+    def render(self, result: DocumentResult, original: Path) -> bytes:
+        """The file's bytes.
+
+        Args:
+            result: the document's OCR result.
+            original: the input file as claimed (readable until the result is written), for
+                formats that embed the page images.
+
+        Raises:
+            OSError: ``original`` cannot be read (formats that read it).
+
+        """
+        ...
+
+
+class JsonWriter:
+    """The result record, UTF-8 JSON, non-ASCII kept, 2-space indent (``ocr-pipeline schema``)."""
+
+    name = "json"
+    suffix = ".json"
+
+    def render(self, result: DocumentResult, original: Path) -> bytes:
+        """Serialise ``result`` by alias (``from`` in corrections), as the schema says."""
+        return result_json(result)
+
+
+class TxtWriter:
+    """The text for people: lines in reading order, pages separated by form feeds, UTF-8."""
+
+    name = "txt"
+    suffix = ".txt"
+
+    def render(self, result: DocumentResult, original: Path) -> bytes:
+        """``result.text`` and a final newline."""
+        return (result.text + "\n").encode("utf-8")
+
+
+WRITERS: dict[str, ResultWriter] = {writer.name: writer for writer in (JsonWriter(), TxtWriter())}
+"""Every registered writer by name."""
+
+
+def writers_for(names: Iterable[str]) -> list[ResultWriter]:
+    """The writers of ``names`` in writing order: the record (JSON) last, always included.
+
+    Raises:
+        KeyError: a name is not registered (settings validation prevents it).
+
+    """
+    chosen = [WRITERS[name] for name in dict.fromkeys(names) if name != RECORD_FORMAT]
+    return [*chosen, WRITERS[RECORD_FORMAT]]
+
+
+def output_paths(outbox: Path, stem: str, names: Iterable[str]) -> list[Path]:
+    """Where the outputs of ``stem`` (``sub/scan``) go, in writing order."""
+    return [outbox / f"{stem}{writer.suffix}" for writer in writers_for(names)]
+
+
+def write_outputs(
+    result: DocumentResult, original: Path, outbox: Path, stem: str, names: Iterable[str]
+) -> list[Path]:
+    """Write every chosen output of one input atomically into ``outbox``, the JSON last.
+
+    Args:
+        result: the document's OCR result.
+        original: the input file (for formats that embed its pages).
+        outbox: the outbox folder.
+        stem: the result's stem relative to the outbox, ``sub/scan`` for ``sub/scan.jpg``.
+        names: output format names (the ``outputs`` setting).
+
+    Returns:
+        The paths written, in order.
+
+    Raises:
+        OSError: a file could not be written (the outbox is full or read-only); files written
+            before it stay, and the record is not written, so the input is not done.
+
+    """
+    written = []
+    for writer in writers_for(names):
+        path = outbox / f"{stem}{writer.suffix}"
+        atomic_write_bytes(path, writer.render(result, original))
+        written.append(path)
+    return written

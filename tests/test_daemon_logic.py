@@ -1,0 +1,266 @@
+"""The daemon's decisions without processes: the pure policy, then the daemon on a serial executor.
+
+The serial executor runs the real engine in this process; faults (a worker that dies, a job
+past its timeout, an executor that breaks) are injected by wrapping the real worker, the way
+OCRmyPDF's tests plug in a crashing Tesseract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import pytest
+from rapidfuzz import fuzz
+
+from ocr_pipeline.audit import read_audit
+from ocr_pipeline.claims import claim_file
+from ocr_pipeline.cli import _cli_overrides, build_parser
+from ocr_pipeline.daemon import Daemon, RunSummary
+from ocr_pipeline.daemon.policy import (
+    Action,
+    BeforeStart,
+    Decision,
+    JobEnd,
+    after_job,
+    before_start,
+)
+from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
+from ocr_pipeline.evaluation import load_ground_truth, squash
+from ocr_pipeline.executors import JobOutcome, JobRecipe, SerialExecutor
+from ocr_pipeline.executors.worker import Worker
+from ocr_pipeline.settings import Settings
+from tests.conftest import SROIE_DEV
+
+# ----------------------------------------------------------------- the pure policy
+
+
+@pytest.mark.parametrize(
+    ("attempts", "has_result", "expected"),
+    [
+        (0, False, BeforeStart.start),
+        (1, False, BeforeStart.start),
+        (2, False, BeforeStart.poison),  # the daemon died twice while reading it
+        (2, True, BeforeStart.duplicate),  # a result of the same bytes wins over the count
+        (0, True, BeforeStart.duplicate),
+    ],
+)
+def test_before_start(attempts: int, has_result: bool, expected: BeforeStart) -> None:
+    assert before_start(attempts, max_attempts=2, has_result=has_result) is expected
+
+
+@pytest.mark.parametrize(
+    ("end", "attempts", "draining", "expected"),
+    [
+        (JobEnd.succeeded, 1, False, Decision(Action.done, 1)),
+        (JobEnd.succeeded, 1, True, Decision(Action.done, 1)),  # finished within the grace
+        (JobEnd.raised, 1, False, Decision(Action.fail, 1)),
+        (JobEnd.timed_out, 1, False, Decision(Action.fail, 1)),
+        (JobEnd.worker_lost, 1, False, Decision(Action.retry, 1)),
+        (JobEnd.worker_lost, 2, False, Decision(Action.poison, 2)),
+        (JobEnd.worker_lost, 1, True, Decision(Action.release, 0)),  # killed by the drain
+        (JobEnd.executor_broken, 1, False, Decision(Action.requeue, 0)),  # not the file's fault
+        (JobEnd.executor_broken, 1, True, Decision(Action.release, 0)),
+        (JobEnd.cancelled, 1, True, Decision(Action.release, 0)),
+        (JobEnd.cancelled, 0, True, Decision(Action.release, 0)),
+    ],
+)
+def test_after_job(end: JobEnd, attempts: int, draining: bool, expected: Decision) -> None:
+    assert after_job(end, attempts, max_attempts=2, draining=draining) == expected
+
+
+# ----------------------------------------------------------------- the daemon, serially
+
+Run = Callable[[JobRecipe], JobOutcome]
+
+
+def _settings(base: Path, **daemon: object) -> Settings:
+    return Settings(
+        inbox=base / "inbox",
+        outbox=base / "outbox",
+        detect={"limit_type": "max", "limit_side": 640},
+        daemon={"settle_seconds": 0.0, "settle_after_close_seconds": 0.0, **daemon},
+    )
+
+
+def _receipt_png(number: int) -> bytes:
+    """The top quarter of dev receipt ``number`` (its header lines), as PNG bytes."""
+    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
+    assert image is not None
+    ok, png = cv2.imencode(".png", image[: image.shape[0] // 4])
+    assert ok
+    return png.tobytes()
+
+
+def _matches_truth(text: str, number: int) -> bool:
+    """Whether ``text`` (a receipt's header) is found in receipt ``number``'s ground truth.
+
+    Compared without spaces and case (``squash``), allowing a few misread characters.
+    """
+    truth = next(r for r in load_ground_truth(SROIE_DEV) if r.image.stem == f"{number:03d}")
+    return len(squash(text)) >= 40 and fuzz.partial_ratio(squash(text), squash(truth.text)) >= 85
+
+
+def _drop(base: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = base / "inbox" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _run(settings: Settings, run: Run | None = None) -> tuple[RunSummary, list[SerialExecutor]]:
+    made: list[SerialExecutor] = []
+
+    def factory(s: Settings, generation: int) -> SerialExecutor:
+        made.append(SerialExecutor(s, generation, run=run))
+        return made[-1]
+
+    return Daemon(settings, watch=False, executor=factory).run(), made
+
+
+def _audit(base: Path) -> list[dict[str, object]]:
+    return read_audit(base / "logs" / "audit.jsonl")
+
+
+def _events(base: Path, source: str) -> list[str]:
+    return [str(r["event"]) for r in _audit(base) if r.get("source") == source]
+
+
+def _faulty(fault: Callable[[JobRecipe], None]) -> Run:
+    """A real worker that first lets ``fault`` raise for the recipes it chooses."""
+    worker = Worker()
+
+    def run(recipe: JobRecipe) -> JobOutcome:
+        fault(recipe)
+        return worker.run(recipe)
+
+    return run
+
+
+def test_real_ocr_then_duplicate_reuses_the_result(tmp_path: Path) -> None:
+    png = _receipt_png(0)
+    _drop(tmp_path, {"a.png": png, "sub/copy.png": png, "b.png": b"not an image at all"})
+    summary, _ = _run(_settings(tmp_path))
+
+    assert summary.done == ["a.png"] or summary.done == ["sub/copy.png"]
+    assert len(summary.duplicates) == 1
+    assert list(summary.failed) == ["b.png"]
+    first = json.loads((tmp_path / "outbox" / "a.json").read_text(encoding="utf-8"))
+    copy = json.loads((tmp_path / "outbox" / "sub" / "copy.json").read_text(encoding="utf-8"))
+    assert copy["text"] == first["text"] and copy["source"]["relative_path"] == "sub/copy.png"
+    assert _matches_truth(first["text"], 0), first["text"]  # the header was really read
+    assert (tmp_path / "outbox" / "a.txt").read_text(encoding="utf-8") == first["text"] + "\n"
+    assert sorted(p.name for p in (tmp_path / "archive").rglob("*.png")) == ["a.png", "copy.png"]
+    report = json.loads((tmp_path / "failed" / "b.png.error.json").read_text(encoding="utf-8"))
+    assert report["error_type"] == "CorruptInputError" and "b.png" in report["message"]
+    assert (tmp_path / "failed" / "b.png").read_bytes() == b"not an image at all"
+    assert _events(tmp_path, "b.png") == ["claimed", "failed"]
+
+
+def test_worker_lost_twice_is_poison_and_other_files_go_on(tmp_path: Path) -> None:
+    _drop(tmp_path, {"poison.png": _receipt_png(1), "good.png": _receipt_png(2)})
+
+    def die_on_poison(recipe: JobRecipe) -> None:
+        if recipe.job.relative == "poison.png":
+            raise WorkerLostError("worker died (exit code -9)", -9)
+
+    summary, _ = _run(_settings(tmp_path, max_attempts=2), _faulty(die_on_poison))
+
+    assert summary.done == ["good.png"]
+    assert list(summary.failed) == ["poison.png"]
+    assert _events(tmp_path, "poison.png") == ["claimed", "retried", "failed"]
+    report = json.loads((tmp_path / "failed" / "poison.png.error.json").read_text("utf-8"))
+    assert report["error_type"] == "WorkerCrashedError" and report["attempts"] == 2
+    assert "exit code -9" in report["message"] and "poison.png" in report["message"]
+    assert (tmp_path / "failed" / "poison.png").read_bytes() == _receipt_png(1)
+
+
+def test_worker_lost_once_is_retried_and_succeeds(tmp_path: Path) -> None:
+    _drop(tmp_path, {"flaky.png": _receipt_png(3)})
+    deaths: list[str] = []
+
+    def die_once(recipe: JobRecipe) -> None:
+        if not deaths:
+            deaths.append(recipe.job.relative)
+            raise WorkerLostError("worker died (exit code -11)", -11)
+
+    summary, _ = _run(_settings(tmp_path), _faulty(die_once))
+
+    assert summary.done == ["flaky.png"] and deaths == ["flaky.png"]
+    done = [r for r in _audit(tmp_path) if r["event"] == "done"]
+    assert done[0]["attempt"] == 2
+
+
+def test_timeout_fails_the_file_with_the_setting_to_raise(tmp_path: Path) -> None:
+    _drop(tmp_path, {"slow.png": _receipt_png(4)})
+
+    def too_slow(recipe: JobRecipe) -> None:
+        raise JobTimeoutError("the job ran past its timeout")
+
+    summary, _ = _run(_settings(tmp_path, job_timeout=5), _faulty(too_slow))
+
+    message = summary.failed["slow.png"]
+    assert "longer than 5 s" in message and "daemon.job_timeout" in message
+    assert _events(tmp_path, "slow.png") == ["claimed", "failed"]
+
+
+def test_broken_executor_is_restarted_and_the_try_not_counted(tmp_path: Path) -> None:
+    _drop(tmp_path, {"a.png": _receipt_png(5)})
+    broken: list[bool] = []
+
+    def break_once(recipe: JobRecipe) -> None:
+        if not broken:
+            broken.append(True)
+            raise ExecutorBrokenError("the worker pool broke")
+
+    summary, executors = _run(_settings(tmp_path, max_attempts=1), _faulty(break_once))
+
+    assert summary.done == ["a.png"]  # with max_attempts 1, a counted try would have failed it
+    assert executors[0].restarts == 1
+    done = [r for r in _audit(tmp_path) if r["event"] == "done"]
+    assert done[0]["attempt"] == 1
+
+
+def test_recovered_claim_that_killed_the_daemon_twice_is_poison(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, max_attempts=2, instance="t1")
+    _drop(tmp_path, {"killer.png": _receipt_png(6)})
+    work = tmp_path / "inbox" / ".ocr-pipeline" / "work" / "t1"
+    work.mkdir(parents=True)
+    claim = claim_file(tmp_path / "inbox", Path("killer.png"), work)
+    assert claim is not None
+    claim.attempts = 2  # two starts saved, no end: the daemon died both times
+    claim.save()
+    ran: list[str] = []
+
+    def never(recipe: JobRecipe) -> JobOutcome:
+        ran.append(recipe.job.relative)
+        raise AssertionError("a poison claim must not be started")
+
+    summary, _ = _run(settings, never)
+
+    assert ran == []
+    assert "died 2 times" in summary.failed["killer.png"]
+    assert _events(tmp_path, "killer.png") == ["retried", "failed"]
+    assert list(work.iterdir()) == [work / ".lock"] or not any(work.iterdir())
+
+
+def test_outputs_setting_chooses_the_files(tmp_path: Path) -> None:
+    _drop(tmp_path, {"only-json.png": _receipt_png(7)})
+    settings = _settings(tmp_path).model_copy(update={"outputs": ["json"]})
+    summary, _ = _run(settings)
+    assert summary.done == ["only-json.png"]
+    written = sorted(p.name for p in (tmp_path / "outbox").iterdir() if p.is_file())
+    assert written == ["only-json.json"]
+    text = json.loads((tmp_path / "outbox" / "only-json.json").read_text("utf-8"))["text"]
+    assert _matches_truth(text, 7), text
+
+
+def test_output_flag_replaces_outputs_and_keeps_the_record() -> None:
+    args = build_parser().parse_args(["run", "in", "out", "--output", "txt"])
+    assert Settings(**_cli_overrides(args)).outputs == ["json", "txt"]
+    args = build_parser().parse_args(["watch", "--output", "json"])
+    assert Settings(**_cli_overrides(args)).outputs == ["json"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--output", "docx"])
