@@ -543,11 +543,10 @@ def capture_worker(dataset: Path, listing: Path, out_dir: Path) -> None:
     """
     import numpy as np
 
-    from ocr_pipeline.documents import DecodeLimits
     from ocr_pipeline.engine import Engine
     from ocr_pipeline.engine.backend import InferenceBackend
     from ocr_pipeline.executors.local import with_threads
-    from ocr_pipeline.jobs import ocr_file
+    from ocr_pipeline.jobs import decode_limits, ocr_file
     from ocr_pipeline.settings import load_settings
 
     settings = with_threads(load_settings(), CORES)
@@ -568,8 +567,7 @@ def capture_worker(dataset: Path, listing: Path, out_dir: Path) -> None:
 
     for role, model in models.items():
         model.run = wrap(role, model.run)  # type: ignore[method-assign]
-    decode = settings.decode
-    limits = DecodeLimits(decode.max_bytes, decode.max_pixels, decode.pdf_dpi)
+    limits = decode_limits(settings.decode)
     index: dict[str, Any] = {"models": {r: str(m.path) for r, m in models.items()}, "pages": {}}
     for line in listing.read_text(encoding="utf-8").splitlines():
         number_text, relative = line.split("\t", 1)

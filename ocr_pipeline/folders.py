@@ -152,6 +152,16 @@ def move_file(source: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
+def file_size(path: Path | str | None) -> int | None:
+    """Size of a file in bytes, or ``None`` when there is no path or it cannot be read."""
+    if not path:
+        return None
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
+
+
 def free_name(target: Path, tag: str) -> Path:
     """``target`` if it does not exist, else ``name.<tag>.ext``, then ``name.<tag>-2.ext``, ...
 

@@ -17,15 +17,12 @@ next job (a new settings *generation*). ``run`` stops by itself when the inbox i
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -52,10 +49,11 @@ from ocr_pipeline.executors import (
     JobError,
     JobOutcome,
     LocalPoolExecutor,
+    traceback_lines,
 )
 from ocr_pipeline.folders import Folders
 from ocr_pipeline.metrics import Metrics
-from ocr_pipeline.models import get_spec, load_registry, require_model
+from ocr_pipeline.models import get_spec, load_registry, require_model, sha256_of
 from ocr_pipeline.settings import Settings
 from ocr_pipeline.state import KeptLedger, ResultsIndex
 
@@ -77,12 +75,6 @@ def check_models(settings: Settings) -> None:
     registry = load_registry(settings.models.registry_file)
     for name, kind in settings.configured_models().items():
         require_model(get_spec(registry, name, kind), settings.models.dir)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class Daemon:
@@ -275,7 +267,7 @@ class _Service:
         """Reuse a result of the same bytes, fail a poison file, or submit a job."""
         relative = claim.relative.as_posix()
         try:
-            sha = claim.sha256 or sha256_file(claim.path)
+            sha = claim.sha256 or sha256_of(claim.path)
         except OSError as exc:
             self.terminal.stuck(relative, exc, "cannot read the claimed file")
             return
@@ -466,8 +458,7 @@ def _job_end(future: Future[JobOutcome]) -> tuple[JobEnd, BaseException | None, 
         return JobEnd.timed_out, error, []
     if isinstance(error, ExecutorBrokenError):
         return JobEnd.executor_broken, error, []
-    frames = [frame.strip() for frame in traceback.format_tb(error.__traceback__)[-3:]]
-    return JobEnd.raised, error, frames
+    return JobEnd.raised, error, traceback_lines(error)  # outside the contract: still the file's
 
 
 def _restore_signal_handlers(previous: dict[int, Any]) -> None:

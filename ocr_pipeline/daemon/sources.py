@@ -13,13 +13,12 @@ which finishes it soonest (longest processing time first).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from watchdog.observers.api import BaseObserver
 
 from ocr_pipeline.audit import AuditLog
 from ocr_pipeline.claims import Claim, claim_file, recover_claims
-from ocr_pipeline.folders import Folders
+from ocr_pipeline.folders import Folders, file_size
 from ocr_pipeline.settings import DaemonSettings
 from ocr_pipeline.state import KeptLedger
 from ocr_pipeline.watcher import SettleTracker, scan_inbox, start_observer
@@ -143,7 +142,7 @@ class InboxSource:
                 continue
             if claim is None:
                 continue  # taken by another daemon, or removed
-            self.audit.record("claimed", source=relative.as_posix(), bytes=_size(claim.path))
+            self.audit.record("claimed", source=relative.as_posix(), bytes=file_size(claim.path))
             claims.append(claim)
         return claims, problems
 
@@ -164,10 +163,3 @@ class InboxSource:
     def next_rescan(self, now: float) -> float | None:
         """Seconds until the periodic rescan (``watch``); ``None`` for ``run``."""
         return self._next_rescan - now if self.watch else None
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None

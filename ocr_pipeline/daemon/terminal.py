@@ -21,14 +21,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from ocr_pipeline import __version__
 from ocr_pipeline.audit import AuditLog, get_logger
 from ocr_pipeline.claims import Claim, release_claim
 from ocr_pipeline.daemon.status import StatusBoard
 from ocr_pipeline.executors import JobOutcome
-from ocr_pipeline.folders import Folders, free_name, move_file
+from ocr_pipeline.folders import Folders, file_size, free_name, move_file
 from ocr_pipeline.results import DocumentResult, ErrorReport, utc_now, write_error_report
 from ocr_pipeline.settings import DaemonSettings, OutputName
 from ocr_pipeline.state import KeptLedger, ResultsIndex
@@ -151,7 +150,7 @@ class TerminalWriter:
             "duplicate",
             source=relative,
             sha256=sha,
-            bytes=_size(target),
+            bytes=file_size(target),
             result=f"{stem}.json",
             message=f"same bytes as the input of {earlier}.json; result reused",
             target=target,
@@ -217,7 +216,7 @@ class TerminalWriter:
             "failed",
             source=relative,
             sha256=sha,
-            bytes=_size(str(target)),
+            bytes=file_size(target),
             attempt=claim.attempts,
             error_type=type(error).__name__,
             message=message,
@@ -244,12 +243,3 @@ class TerminalWriter:
         message = f"{relative}: {what}: {exc}"
         self.board.error(relative, message)
         self.log.error("error", file=relative, error=message)
-
-
-def _size(target: str | None) -> int | None:
-    if not target:
-        return None
-    try:
-        return Path(target).stat().st_size
-    except OSError:
-        return None

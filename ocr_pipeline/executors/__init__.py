@@ -13,6 +13,7 @@ from ocr_pipeline.executors.base import (
     JobError,
     JobOutcome,
     JobRecipe,
+    traceback_lines,
 )
 from ocr_pipeline.executors.local import LocalPoolExecutor
 from ocr_pipeline.executors.serial import SerialExecutor
@@ -26,4 +27,5 @@ __all__ = [
     "JobRecipe",
     "LocalPoolExecutor",
     "SerialExecutor",
+    "traceback_lines",
 ]

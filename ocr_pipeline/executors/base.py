@@ -22,6 +22,7 @@ engine from the settings, once per generation.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -79,6 +80,11 @@ class JobError(Exception):
         super().__init__(str(error))
         self.error = error
         self.frames = frames
+
+
+def traceback_lines(error: BaseException, count: int = 3) -> list[str]:
+    """The innermost ``count`` frames of ``error``'s traceback, stripped, innermost last."""
+    return [frame.strip() for frame in traceback.format_tb(error.__traceback__)[-count:]]
 
 
 class Executor(Protocol):

@@ -10,12 +10,11 @@ timeout: a job runs to its end.
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 
 from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
-from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe
+from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe, traceback_lines
 from ocr_pipeline.executors.worker import Worker
 from ocr_pipeline.settings import Settings
 
@@ -69,8 +68,7 @@ class SerialExecutor:
         except _CONTRACT_ERRORS as exc:
             future.set_exception(exc)
         except Exception as exc:
-            frames = [line.strip() for line in traceback.format_tb(exc.__traceback__)[-3:]]
-            future.set_exception(JobError(exc, frames))
+            future.set_exception(JobError(exc, traceback_lines(exc)))
         return future
 
     def restart(self) -> None:
