@@ -60,6 +60,23 @@ class InputTooLargeError(InputError):
     """The file exceeds the byte limit or a page exceeds the pixel limit (decompression bombs)."""
 
 
+class UnreadableInputError(InputError):
+    """The daemon may not read the file (permissions), or it is not a regular file."""
+
+
+class SymlinkRefusedError(InputError):
+    """A symlink was dropped into the inbox and ``daemon.follow_symlinks`` does not allow it."""
+
+
+class JobStoppedError(OcrPipelineError):
+    """A job stopped between pages because its executor is closing (SIGTERM): not the file's fault.
+
+    The daemon gives the file back to the inbox; the next start OCRs it from its first page.
+    """
+
+    exit_code = ExitCode.internal_error
+
+
 class JobFailedError(OcrPipelineError):
     """A job failed for a reason outside the file's content as read (worker died, timeout)."""
 

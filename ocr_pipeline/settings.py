@@ -65,6 +65,17 @@ class DecodeSettings(_Section):
         100_000_000, gt=0, description="Largest page, pixels (width x height); bombs are refused."
     )
     pdf_dpi: int = Field(300, ge=36, le=1200, description="PDF render resolution, dots per inch.")
+    max_pages: int = Field(
+        500, ge=1, description="Most pages of one file (PDF, TIFF); more is refused."
+    )
+    max_total_pixels: int = Field(
+        2_000_000_000,
+        gt=0,
+        description=(
+            "Most pixels of all pages of one file together (about 230 A4 pages at 300 dpi: "
+            "what two cores read within daemon.job_timeout); more is refused before rendering."
+        ),
+    )
 
 
 class OrientSettings(_Section):
@@ -302,8 +313,16 @@ class DaemonSettings(_Section):
     settle_after_close_seconds: float = Field(
         0.5, ge=0, description="Shorter settle time after a Linux close-write event."
     )
-    observer: Literal["native", "polling"] = Field(
-        "native", description="native: inotify and friends; polling: network shares, mounts."
+    observer: Literal["auto", "native", "polling"] = Field(
+        "auto",
+        description=(
+            "auto: native, unless a probe file raises no event within observer_probe_seconds "
+            "(docker-on-Mac/Windows mounts, network shares), then polling; native: inotify and "
+            "friends; polling: always poll."
+        ),
+    )
+    observer_probe_seconds: float = Field(
+        3.0, gt=0, description="How long observer auto waits for the probe file's event, seconds."
     )
     poll_seconds: float = Field(1.0, gt=0, description="Polling observer interval, seconds.")
     rescan_seconds: float = Field(
@@ -317,6 +336,21 @@ class DaemonSettings(_Section):
     )
     on_success: Literal["archive", "delete", "keep"] = Field(
         "archive", description="What happens to an original after its results are written."
+    )
+    follow_symlinks: bool = Field(
+        False,
+        description=(
+            "Read the target of a symlink dropped into the inbox, if it is a regular file on the "
+            "inbox's file system (false: each symlink goes to failed/ with a report)."
+        ),
+    )
+    retry_max_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Longest pause between tries of a step that failed for want of space or access "
+            "(writing results, moving an original, claiming), seconds; pauses double from 1 s."
+        ),
     )
     instance: str = Field(
         "default",
