@@ -8,8 +8,10 @@ crash (POSIX ``rename(2)`` is atomic within one file system).
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+from ocr_pipeline.names import fit_name
 
 
 def _process_umask() -> int:
@@ -43,26 +45,58 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def temporary_name(name: str, tag: str) -> str:
+    """A hidden temporary name for ``name``: ``.<name>.<tag>``, within ``NAME_MAX`` bytes.
+
+    ``name`` is shortened (:func:`ocr_pipeline.names.fit_name`) so that the dot, the name and
+    ``.<tag>`` together fit 255 bytes.
+
+    Raises:
+        ValueError: ``tag`` is too long to leave room for a name.
+
+    """
+    suffix = f".{tag}"
+    return f".{fit_name(name, reserve=1 + len(suffix.encode()))}{suffix}"
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_CREATE_FLAGS |= getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Create a new temporary file beside ``path`` (never an existing file, never a link)."""
+    while True:
+        temporary = path.with_name(temporary_name(path.name, f"{secrets.token_hex(4)}.tmp"))
+        try:
+            return os.open(temporary, _CREATE_FLAGS, 0o600), temporary
+        except FileExistsError:
+            continue  # another writer's temporary of the same token: draw again
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the whole new one.
 
-    The bytes go to a temporary file in the same folder, are fsynced, then renamed over ``path``;
-    the folder is fsynced so the rename survives a crash. The file gets the umask's mode.
+    The bytes go to a new temporary file in the same folder (``.<name>.<random>.tmp``, created
+    with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and shortened to fit 255 bytes), are fsynced, then
+    renamed over ``path``; the folder is fsynced so the rename survives a crash. A symlink at
+    ``path`` is replaced by the file, never written through (``rename(2)`` does not follow it).
+    The file gets the umask's mode.
 
     Raises:
-        OSError: the folder is not writable or the disk is full (the temporary file is removed).
+        OSError: the folder is not writable, the disk is full, or ``path``'s own name is longer
+            than 255 bytes (``ENAMETOOLONG``); the temporary file is removed.
 
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temporary = _create_temporary(path)
     try:
-        os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes 0600; results are for other users too
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, _NEW_FILE_MODE)  # created 0600; results are for other users too
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        os.replace(temporary, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)

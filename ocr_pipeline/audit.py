@@ -1,7 +1,11 @@
-"""Logging: the operational log (structlog, stderr) and the audit log (JSON lines, a file).
+r"""Logging: the operational log (structlog, stderr) and the audit log (JSON lines, a file).
 
 The operational log goes to stderr, one event per line, as ``console`` (coloured key=value) or
 ``json``. Importing this module configures nothing; :func:`configure_logging` does.
+
+File names that are not valid UTF-8 (surrogate escapes from :func:`os.fsdecode`) appear in both
+logs in display form, undecodable bytes as ``\xNN`` (:func:`ocr_pipeline.names.display_name`):
+no log line ever fails to encode.
 """
 
 from __future__ import annotations
@@ -16,9 +20,23 @@ from typing import Any, Literal
 
 import structlog
 
+from ocr_pipeline.names import bytes_field, printable
+
+
+def printable_event(
+    logger: object, method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Processor for structlog: every string of the event in display form (valid UTF-8)."""
+    result: structlog.types.EventDict = printable(event_dict)
+    return result
+
 
 def configure_logging(fmt: Literal["console", "json"] = "console", level: str = "info") -> None:
-    """Route structlog events to stderr in the given format and minimum level."""
+    r"""Route structlog events to stderr in the given format and minimum level.
+
+    Names that are not valid UTF-8 are rendered in display form (``\xNN``), so a line never
+    fails to encode, whatever the stream's error handler.
+    """
     renderer: structlog.types.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -30,6 +48,7 @@ def configure_logging(fmt: Literal["console", "json"] = "console", level: str = 
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            printable_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -49,7 +68,7 @@ AUDIT_EVENTS = ("claimed", "done", "failed", "duplicate", "retried", "released",
 
 
 class AuditLog:
-    """The append-only audit log: one JSON object per line, one line per state change.
+    r"""The append-only audit log: one JSON object per line, one line per state change.
 
     Each record is written with a single ``write`` on an ``O_APPEND`` descriptor and fsynced, so
     lines of concurrent daemons do not interleave and a record survives a crash once written.
@@ -59,6 +78,11 @@ class AuditLog:
     ``models`` (name -> sha256), ``timings_ms``, ``worker_pid``, ``generation`` (settings
     generation of the worker: 0 at start, +1 per SIGHUP reload), ``attempt``, ``error_type``,
     ``message``, ``result`` (outbox-relative JSON path), ``target`` (where the original went).
+
+    Every record is valid UTF-8: text that is not (file names in GBK, Shift-JIS or Latin-1
+    bytes, as surrogate escapes) is written in display form, undecodable bytes as ``\xNN``,
+    nested values included; a top-level field so changed (``source``, ``result``, ``target``)
+    gets a sibling ``<field>_bytes`` holding its original bytes, base64.
     """
 
     def __init__(self, path: Path, instance: str) -> None:
@@ -83,8 +107,14 @@ class AuditLog:
             "instance": self.instance,
             "pid": os.getpid(),
         }
-        payload.update({k: v for k, v in fields.items() if v is not None})
-        line = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+        for key, value in fields.items():
+            if value is None:
+                continue
+            payload[key] = value
+            raw = bytes_field(value) if isinstance(value, str) else None
+            if raw is not None:
+                payload[f"{key}_bytes"] = raw
+        line = json.dumps(printable(payload), ensure_ascii=False, separators=(",", ":")) + "\n"
         os.write(self._fd, line.encode("utf-8"))
         os.fsync(self._fd)
 

@@ -18,6 +18,7 @@ from typing import Any, get_args
 from ocr_pipeline import __version__
 from ocr_pipeline.audit import configure_logging, get_logger
 from ocr_pipeline.errors import ExitCode, OcrPipelineError
+from ocr_pipeline.names import display_name
 from ocr_pipeline.settings import OutputName, Settings, load_settings
 
 
@@ -209,23 +210,33 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(settings: Settings, reload_settings: Callable[[], Settings]) -> ExitCode:
-    """OCR the inbox once; exit 1 with a summary when any file failed."""
+    """OCR the inbox once; exit 1 with a summary when any file failed or is stuck.
+
+    Stuck: a step kept failing for want of space or access (``daemon.retry_max_seconds``
+    reached); the file stays in the work folder and the next ``run`` or ``watch`` takes it.
+    """
     from ocr_pipeline.daemon import Daemon
 
     daemon = Daemon(settings, watch=False, reload_settings=reload_settings)
     summary = daemon.run()
     folders = daemon.folders
     succeeded = len(summary.done) + len(summary.duplicates)
-    total = succeeded + len(summary.failed)
+    total = succeeded + len(summary.failed) + len(summary.stuck)
     print(f"{succeeded} of {total} files OCRed into {folders.outbox}")
+    if summary.stuck:
+        print(
+            f"{len(summary.stuck)} stuck in the work folder {folders.work} (the next start "
+            "tries them again):"
+        )
+        for relative, message in summary.stuck.items():
+            print(f"  {display_name(relative)}: {display_name(message)}")
     if summary.failed:
         print(
             f"{len(summary.failed)} failed (originals and <name>.error.json in {folders.failed}):"
         )
         for message in summary.failed.values():
-            print(f"  {message}")
-        return ExitCode.files_failed
-    return ExitCode.ok
+            print(f"  {display_name(message)}")
+    return ExitCode.files_failed if summary.failed or summary.stuck else ExitCode.ok
 
 
 def cmd_watch(settings: Settings, reload_settings: Callable[[], Settings]) -> ExitCode:
@@ -333,8 +344,19 @@ def cmd_schema() -> ExitCode:
     return ExitCode.ok
 
 
+def _escape_undecodable_output() -> None:
+    r"""Print file names that are not valid UTF-8 (surrogate escapes) as ``\xNN``, not crash.
+
+    Python's stdout is strict by default; stderr already uses ``backslashreplace``.
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)  # absent on a replaced stream
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ocr-pipeline`` console script; returns the exit code."""
+    _escape_undecodable_output()
     args = build_parser().parse_args(argv)
     try:
         overrides = _cli_overrides(args)

@@ -119,3 +119,21 @@ class PoolError(OcrPipelineError):
     """Worker processes cannot be kept running (they die as they start): the daemon stops."""
 
     exit_code = ExitCode.internal_error
+
+
+class ResultWriteError(OcrPipelineError):
+    """A file was read, but its results cannot be written where the folder contract puts them.
+
+    The file system refuses the name for good; the original goes to failed/ with this report.
+    """
+
+    exit_code = ExitCode.files_failed
+
+
+class InternalError(OcrPipelineError):
+    """An unexpected error while handling one file (a bug).
+
+    That file goes to failed/ with the traceback; the daemon goes on.
+    """
+
+    exit_code = ExitCode.internal_error

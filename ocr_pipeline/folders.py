@@ -19,11 +19,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocr_pipeline.atomic import fsync_dir
+from ocr_pipeline.atomic import fsync_dir, temporary_name
 from ocr_pipeline.errors import ConfigError
+from ocr_pipeline.names import fit_name
 from ocr_pipeline.settings import Settings
 
 IGNORED_PREFIXES = (".", "~$")
@@ -121,28 +124,38 @@ def move_file(source: Path, target: Path) -> None:
     """Move a file, creating ``target``'s folder; never leaves it in neither place.
 
     A rename when both are on one file system; else copy to a hidden temporary name beside the
-    target, fsync, rename into place, then remove the source.
+    target (``.<name>.<pid>.part``, shortened to fit 255 bytes), fsync, rename into place, then
+    remove the source. A symlink is moved as a link, never followed: across file systems the
+    link is re-created at the target (same link text) and the source link removed, so the bytes
+    of the file it points to are never copied.
 
     Raises:
-        FileExistsError: ``target`` exists (callers choose a free name first).
+        FileExistsError: ``target`` exists, or is a symlink (callers choose a free name first).
         OSError: the move failed; the source is still in place.
 
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
+    if os.path.lexists(target):
         raise FileExistsError(errno.EEXIST, "target exists", str(target))
     try:
         os.rename(source, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
+        temporary = target.with_name(temporary_name(target.name, f"{os.getpid()}.part"))
         try:
-            shutil.copy2(source, temporary)
-            # Read-only: copy2 keeps the source's mode, and scans are often dropped read-only
-            # (0444), which a non-root user could not reopen for writing. fsync needs no write.
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
+            if stat.S_ISLNK(os.lstat(source).st_mode):
+                os.symlink(os.readlink(source), temporary)
+            else:
+                shutil.copy2(source, temporary, follow_symlinks=False)
+                # Read-only: copy2 keeps the source's mode, and scans are often dropped read-only
+                # (0444), which a non-root user could not reopen for writing. fsync needs no
+                # write; O_NOFOLLOW: the temporary is the regular file just copied.
+                fd = os.open(temporary, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.rename(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -153,26 +166,113 @@ def move_file(source: Path, target: Path) -> None:
 
 
 def file_size(path: Path | str | None) -> int | None:
-    """Size of a file in bytes, or ``None`` when there is no path or it cannot be read."""
+    """Size in bytes of a file, or of a symlink itself (never followed: ``lstat``).
+
+    ``None`` when there is no path or it cannot be read.
+    """
     if not path:
         return None
     try:
-        return Path(path).stat().st_size
+        return Path(path).lstat().st_size
     except OSError:
         return None
 
 
-def free_name(target: Path, tag: str) -> Path:
-    """``target`` if it does not exist, else ``name.<tag>.ext``, then ``name.<tag>-2.ext``, ...
+def _tagged(name: str, tag: str, counter: int, keep_suffix: bool) -> str:
+    """``name`` (counter 1), ``name.<tag>`` (2), ``name.<tag>-<counter>`` (3 on: -2, -3, ...).
 
-    Used so an archived or failed file never replaces an earlier one with the same name.
+    With ``keep_suffix`` the tag goes before the extension: ``scan.<tag>.jpg``.
     """
-    if not target.exists():
-        return target
-    base, suffix = target.stem, target.suffix
-    candidate = target.with_name(f"{base}.{tag}{suffix}")
-    counter = 2
-    while candidate.exists():
-        candidate = target.with_name(f"{base}.{tag}-{counter}{suffix}")
+    if counter == 1:
+        return name
+    label = tag if counter == 2 else f"{tag}-{counter - 1}"
+    base, suffix = os.path.splitext(name) if keep_suffix else (name, "")
+    return f"{base}.{label}{suffix}"
+
+
+def candidate_names(
+    name: str, tag: str, reserve: int = 0, keep_suffix: bool = True
+) -> Iterator[str]:
+    """``name``, then ``name.<tag>.ext``, ``name.<tag>-2.ext``, ... each fitting 255 bytes.
+
+    Every candidate is shortened (:func:`ocr_pipeline.names.fit_name`) to leave ``reserve``
+    bytes to spare. Endless: the caller stops at the first free one.
+
+    Raises:
+        ValueError: ``reserve`` leaves no room for a name.
+
+    """
+    counter = 1
+    while True:
+        yield fit_name(_tagged(name, tag, counter, keep_suffix), reserve)
         counter += 1
-    return candidate
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    """``lstat`` of ``path``; ``None`` when nothing (not even a dangling link) is there."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def real_folder(parent: Path, name: str, tag: str, create: bool) -> Path:
+    """A real folder named ``name`` in ``parent``, or a sibling ``name.<tag>`` (``-2``, ...).
+
+    A name held by a file, a symlink (to a folder or not) or anything but a folder is passed
+    over, so nothing is ever written through a symlinked folder. With ``create``, a missing
+    folder is made (a folder made meanwhile by another process is accepted; a file or link made
+    meanwhile is passed over); without it, the first missing name is returned as it is.
+
+    Raises:
+        OSError: ``parent`` cannot be read or the folder cannot be made (permissions, disk).
+
+    """
+    for candidate in candidate_names(name, tag, keep_suffix=False):
+        path = parent / candidate
+        while True:
+            status = _lstat(path)
+            if status is None:
+                if not create:
+                    return path
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    continue  # made meanwhile: look at what it is
+                return path
+            break
+        if stat.S_ISDIR(status.st_mode):
+            return path
+    raise AssertionError("unreachable: candidate_names is endless")  # pragma: no cover
+
+
+def place(root: Path, relative: Path, tag: str, reserve: int = 0) -> Path:
+    """A free path under ``root`` mirroring ``relative``, safe to move or write a file to.
+
+    Each folder of ``relative`` becomes a real folder under ``root`` (made when missing); where
+    that name is held by a file or a symlink, the sibling ``<folder>.<tag>`` (then
+    ``<folder>.<tag>-2``, ...) is used instead, so nothing goes through a symlink. The file
+    name is ``relative``'s name if nothing (not even a dangling link) holds it, else
+    ``name.<tag>.ext``, ``name.<tag>-2.ext``, ...; every name fits 255 bytes, the file name with
+    ``reserve`` bytes to spare (``len(".error.json")`` for a failed file's report), shortened
+    with a hash of the full name when needed (:func:`ocr_pipeline.names.fit_name`).
+
+    Args:
+        root: the archive or failed folder (made when missing).
+        relative: the input's path relative to the inbox, ``sub/scan.jpg``.
+        tag: a short label for a taken name, usually the first 8 hex digits of the sha256.
+        reserve: bytes the caller will append to the file name.
+
+    Raises:
+        OSError: a folder cannot be read or made (permissions, disk full).
+        ValueError: ``reserve`` leaves no room for a name.
+
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root
+    for part in relative.parts[:-1]:
+        folder = real_folder(folder, part, tag, create=True)
+    for candidate in candidate_names(relative.name, tag, reserve):
+        if _lstat(folder / candidate) is None:
+            return folder / candidate
+    raise AssertionError("unreachable: candidate_names is endless")  # pragma: no cover

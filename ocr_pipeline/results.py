@@ -12,9 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from ocr_pipeline.atomic import atomic_write_bytes
+from ocr_pipeline.names import bytes_field, decode_name_bytes, display_name, printable
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
@@ -93,14 +101,103 @@ class Page(_Record):
     )
 
 
-class Source(_Record):
-    """The input file."""
+def _source_names(data: dict[str, Any]) -> dict[str, Any]:
+    """``name`` and ``relative_path`` in display form, the path's raw bytes when needed.
 
-    name: str = Field(description="File name.")
-    relative_path: str = Field(description="Path relative to the inbox.")
+    A ``relative_path`` that is not valid UTF-8 (surrogate escapes from :func:`os.fsdecode`)
+    is replaced by its display form and its bytes go to ``relative_path_bytes``; bytes that no
+    longer belong to the path shown (a copy renamed to a valid name) are dropped. Idempotent.
+    """
+    data = dict(data)
+    relative = data.get("relative_path")
+    name = data.get("name")
+    if isinstance(name, str):
+        data["name"] = display_name(name)
+    if not isinstance(relative, str):
+        return data
+    raw = bytes_field(relative)
+    if raw is not None:
+        data["relative_path"] = display_name(relative)
+        data["relative_path_bytes"] = raw
+        return data
+    recorded = data.get("relative_path_bytes")
+    if isinstance(recorded, str):
+        try:
+            belongs = display_name(decode_name_bytes(recorded)) == relative
+        except ValueError:
+            belongs = False
+        if not belongs:
+            data["relative_path_bytes"] = None
+    return data
+
+
+class Source(_Record):
+    r"""The input file.
+
+    A name that is not valid UTF-8 (written in GBK, Shift-JIS or Latin-1 bytes) is shown with
+    each undecodable byte as \xNN; relative_path_bytes then holds the original bytes.
+    """
+
+    name: str = Field(
+        description=(
+            "File name; bytes that are not valid UTF-8 are shown as \\xNN (two lowercase hex "
+            "digits), the original bytes being in relative_path_bytes."
+        )
+    )
+    relative_path: str = Field(
+        description=(
+            "Path relative to the inbox, '/'-separated; bytes that are not valid UTF-8 are "
+            "shown as \\xNN, the original bytes being in relative_path_bytes."
+        )
+    )
     sha256: str = Field(description="Hex sha256 of the file's bytes.")
     bytes: int = Field(description="File size, bytes.")
     media_type: str = Field(description="Media type chosen from the file name, e.g. image/jpeg.")
+    relative_path_bytes: str | None = Field(
+        None,
+        description=(
+            "Present only when the path relative to the inbox is not valid UTF-8: its original "
+            "bytes, base64 (standard alphabet, padded), '/'-separated; decode them to find the "
+            "original file. The result files bear the same bytes in their names (shortened "
+            "with a hash when longer than 255 bytes)."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printable_names(cls, data: Any) -> Any:
+        """Names as the file system gave them become display form plus raw bytes."""
+        return _source_names(data) if isinstance(data, dict) else data
+
+    @model_serializer(mode="wrap")
+    def _serialise(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Display forms even for a copy made with raw names; no ``relative_path_bytes: null``."""
+        data = _source_names(handler(self))
+        if data.get("relative_path_bytes") is None:
+            data.pop("relative_path_bytes", None)
+        return data
+
+    def original_relative_path(self) -> str:
+        """The inbox-relative path as the file system holds it (surrogate escapes included).
+
+        Raises:
+            ValueError: ``relative_path_bytes`` is not valid base64.
+
+        """
+        if self.relative_path_bytes is None:
+            return self.relative_path
+        return decode_name_bytes(self.relative_path_bytes)
+
+    def renamed(self, relative: str) -> Source:
+        """A copy of the source under another inbox-relative path (its name the path's last part).
+
+        ``relative`` may hold surrogate escapes; the copy is validated afresh.
+        """
+        data = self.model_dump()
+        data.update(
+            name=relative.rsplit("/", 1)[-1], relative_path=relative, relative_path_bytes=None
+        )
+        return Source.model_validate(data)
 
 
 class ModelRef(_Record):
@@ -134,13 +231,22 @@ def result_schema() -> dict[str, Any]:
 
 
 def result_json(result: DocumentResult) -> bytes:
-    """Serialise a result as UTF-8 JSON (non-ASCII kept, 2-space indent)."""
-    payload = result.model_dump(mode="json", by_alias=True)
+    """Serialise a result as UTF-8 JSON (non-ASCII kept, 2-space indent).
+
+    Every text is valid UTF-8: names the file system gave with undecodable bytes are in display
+    form (:class:`Source`), and any other text holding them is too.
+    """
+    payload = printable(result.model_dump(mode="json", by_alias=True))
     return (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
 class ErrorReport(_Record):
-    """Why one input failed: written as ``<name>.error.json`` beside where its result would be."""
+    r"""Why one input failed: written as ``<name>.error.json`` beside where its result would be.
+
+    Text that is not valid UTF-8 (a file name in GBK or Latin-1 bytes, quoted in the message or
+    the traceback) is kept in display form, undecodable bytes shown as ``\xNN``;
+    ``source_bytes`` then holds the source path's original bytes (base64).
+    """
 
     schema_version: Literal["1"] = SCHEMA_VERSION
     source: str = Field(description="Path of the input relative to the inbox.")
@@ -150,9 +256,33 @@ class ErrorReport(_Record):
     attempts: int = Field(1, description="How many times the file was tried.")
     failed_at: str = Field(description="RFC 3339 UTC time of the failure.")
     pipeline_version: str
+    source_bytes: str | None = Field(
+        None,
+        description=(
+            "Present only when the source path is not valid UTF-8: its original bytes, base64."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printable_text(cls, data: Any) -> Any:
+        """Every text in display form; the source path's bytes kept when it needs them."""
+        if not isinstance(data, dict):
+            return data
+        source = data.get("source")
+        raw = bytes_field(source) if isinstance(source, str) else None
+        data = printable(data)
+        if raw is not None:
+            data["source_bytes"] = raw
+        return data
 
 
 def write_error_report(report: ErrorReport, path: Path) -> None:
-    """Write an error report atomically as UTF-8 JSON."""
-    payload = report.model_dump(mode="json")
+    """Write an error report atomically as UTF-8 JSON (text in display form, never raises on it).
+
+    Raises:
+        OSError: the report could not be written.
+
+    """
+    payload = printable(report.model_dump(mode="json", exclude_none=True))
     atomic_write_bytes(path, (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode())

@@ -98,15 +98,20 @@ def write_outputs(
         result: the document's OCR result.
         original: the input file (for formats that embed its pages).
         outbox: the outbox folder.
-        stem: the result's stem relative to the outbox, ``sub/scan`` for ``sub/scan.jpg``.
+        stem: the result's stem relative to the outbox, ``sub/scan`` for ``sub/scan.jpg``, as
+            :meth:`ocr_pipeline.state.ResultsIndex.stem_for` chooses it: its folders real
+            folders, every ``<stem><suffix>`` free of folders and links and within 255 bytes.
+            It may hold surrogate escapes (a name that is not valid UTF-8): the files then bear
+            the original bytes in their names.
         names: output format names (the ``outputs`` setting).
 
     Returns:
         The paths written, in order.
 
     Raises:
-        OSError: a file could not be written (the outbox is full or read-only); files written
-            before it stay, and the record is not written, so the input is not done.
+        OSError: a file could not be written (the outbox is full or read-only, or a name is
+            longer than 255 bytes: ``ENAMETOOLONG``); files written before it stay, and the
+            record is not written, so the input is not done.
 
     """
     written = []

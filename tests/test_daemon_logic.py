@@ -42,7 +42,7 @@ from tests.conftest import SROIE_DEV
     [
         (0, False, BeforeStart.start),
         (1, False, BeforeStart.start),
-        (2, False, BeforeStart.poison),  # the daemon died twice while reading it
+        (2, False, BeforeStart.poison),  # two counted tries (worker died) saved, then a crash
         (2, True, BeforeStart.duplicate),  # a result of the same bytes wins over the count
         (0, True, BeforeStart.duplicate),
     ],
@@ -56,14 +56,16 @@ def test_before_start(attempts: int, has_result: bool, expected: BeforeStart) ->
     [
         (JobEnd.succeeded, 1, False, Decision(Action.done, 1)),
         (JobEnd.succeeded, 1, True, Decision(Action.done, 1)),  # finished within the grace
-        (JobEnd.raised, 1, False, Decision(Action.fail, 1)),
-        (JobEnd.timed_out, 1, False, Decision(Action.fail, 1)),
-        (JobEnd.worker_lost, 1, False, Decision(Action.retry, 1)),
-        (JobEnd.worker_lost, 2, False, Decision(Action.poison, 2)),
-        (JobEnd.worker_lost, 1, True, Decision(Action.release, 0)),  # killed by the drain
-        (JobEnd.executor_broken, 1, False, Decision(Action.requeue, 0)),  # not the file's fault
-        (JobEnd.executor_broken, 1, True, Decision(Action.release, 0)),
-        (JobEnd.cancelled, 1, True, Decision(Action.release, 0)),
+        (JobEnd.raised, 0, False, Decision(Action.fail, 0)),
+        (JobEnd.timed_out, 0, False, Decision(Action.fail, 1)),  # counted
+        (JobEnd.worker_lost, 0, False, Decision(Action.retry, 1)),
+        (JobEnd.worker_lost, 1, False, Decision(Action.poison, 2)),
+        (JobEnd.worker_lost, 0, True, Decision(Action.release, 0)),  # killed by the drain
+        (JobEnd.executor_broken, 0, False, Decision(Action.requeue, 0)),  # not the file's fault
+        (JobEnd.executor_broken, 1, True, Decision(Action.release, 1)),
+        (JobEnd.changed, 0, False, Decision(Action.release, 0)),  # writer still writing
+        (JobEnd.stopped, 0, True, Decision(Action.release, 0)),  # stopped between pages
+        (JobEnd.cancelled, 1, True, Decision(Action.release, 1)),
         (JobEnd.cancelled, 0, True, Decision(Action.release, 0)),
     ],
 )
@@ -220,17 +222,38 @@ def test_broken_executor_is_restarted_and_the_try_not_counted(tmp_path: Path) ->
     assert summary.done == ["a.png"]  # with max_attempts 1, a counted try would have failed it
     assert executors[0].restarts == 1
     done = [r for r in _audit(tmp_path) if r["event"] == "done"]
-    assert done[0]["attempt"] == 1
+    assert done[0]["attempt"] == 2  # the second job started; only the first was lost
 
 
-def test_recovered_claim_that_killed_the_daemon_twice_is_poison(tmp_path: Path) -> None:
+def test_daemon_killed_twice_mid_job_is_not_the_files_fault(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, max_attempts=2, instance="t1")
+    _drop(tmp_path, {"survivor.png": _receipt_png(6)})
+    work = tmp_path / "inbox" / ".ocr-pipeline" / "work" / "t1"
+    work.mkdir(parents=True)
+    claim = claim_file(tmp_path / "inbox", Path("survivor.png"), work)
+    assert claim is not None
+    claim.started = 2  # two jobs started, no end: the daemon itself was killed both times
+    claim.save()
+
+    summary, _ = _run(settings)
+
+    assert summary.done == ["survivor.png"]
+    assert _events(tmp_path, "survivor.png") == ["retried", "done"]
+    done = [r for r in _audit(tmp_path) if r["event"] == "done"]
+    assert done[0]["attempt"] == 3  # the third job started for it
+    text = json.loads((tmp_path / "outbox" / "survivor.json").read_text("utf-8"))["text"]
+    assert _matches_truth(text, 6), text
+
+
+def test_recovered_claim_with_its_counted_tries_used_up_is_poison(tmp_path: Path) -> None:
     settings = _settings(tmp_path, max_attempts=2, instance="t1")
     _drop(tmp_path, {"killer.png": _receipt_png(6)})
     work = tmp_path / "inbox" / ".ocr-pipeline" / "work" / "t1"
     work.mkdir(parents=True)
     claim = claim_file(tmp_path / "inbox", Path("killer.png"), work)
     assert claim is not None
-    claim.attempts = 2  # two starts saved, no end: the daemon died both times
+    claim.attempts = 2  # its worker died twice; the daemon died before failing it
+    claim.started = 2
     claim.save()
     ran: list[str] = []
 
@@ -241,7 +264,7 @@ def test_recovered_claim_that_killed_the_daemon_twice_is_poison(tmp_path: Path) 
     summary, _ = _run(settings, never)
 
     assert ran == []
-    assert "died 2 times" in summary.failed["killer.png"]
+    assert "each of 2 tries" in summary.failed["killer.png"]
     assert _events(tmp_path, "killer.png") == ["retried", "failed"]
     assert list(work.iterdir()) == [work / ".lock"] or not any(work.iterdir())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from ocr_pipeline.atomic import atomic_write_bytes
 from ocr_pipeline.results import (
     Correction,
     DocumentResult,
+    ErrorReport,
     Line,
     ModelRef,
     Page,
@@ -19,6 +21,7 @@ from ocr_pipeline.results import (
     result_json,
     result_schema,
     utc_now,
+    write_error_report,
 )
 from ocr_pipeline.writers import write_outputs
 
@@ -86,3 +89,71 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path: Path) -> None:
         atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["a.json"]
+
+
+# ----------------------------------------------------------------- undecodable names (issue 16)
+
+BAD_PATH = b"scans/bad\xff\xfe.jpg"
+
+
+def _bad_result() -> DocumentResult:
+    """A result whose source path is not valid UTF-8, made as the worker makes it."""
+    relative = os.fsdecode(BAD_PATH)
+    source = _result().source.model_dump()
+    source.update(name=relative.rsplit("/", 1)[-1], relative_path=relative)
+    return _result().model_copy(update={"source": Source.model_validate(source)})
+
+
+def test_undecodable_source_is_written_in_display_form_with_its_bytes() -> None:
+    payload = json.loads(result_json(_bad_result()).decode("utf-8"))  # valid UTF-8
+    source = payload["source"]
+    assert source["name"] == "bad\\xff\\xfe.jpg"
+    assert source["relative_path"] == "scans/bad\\xff\\xfe.jpg"
+    assert base64.b64decode(source["relative_path_bytes"]) == BAD_PATH
+    again = DocumentResult.model_validate(payload)
+    assert again.source.original_relative_path() == os.fsdecode(BAD_PATH)
+    assert "relative_path_bytes" not in json.loads(result_json(_result()))["source"]
+
+
+def test_a_copy_under_another_name_gets_its_own_bytes() -> None:
+    bad = _bad_result().source
+    plain = bad.model_copy(update={"name": "b.jpg", "relative_path": "b.jpg"})  # as a duplicate
+    assert "relative_path_bytes" not in plain.model_dump()
+    latin1 = os.fsdecode(b"caf\xe9.jpg")
+    copied = bad.model_copy(update={"name": latin1, "relative_path": latin1}).model_dump()
+    assert copied["relative_path"] == "caf\\xe9.jpg"
+    assert base64.b64decode(copied["relative_path_bytes"]) == b"caf\xe9.jpg"
+    renamed = bad.renamed(os.fsdecode(b"x/caf\xe9.jpg"))
+    assert renamed.name == "caf\\xe9.jpg" and renamed.relative_path == "x/caf\\xe9.jpg"
+    assert renamed.original_relative_path() == os.fsdecode(b"x/caf\xe9.jpg")
+    assert bad.renamed("ok.jpg").relative_path_bytes is None
+
+
+def test_result_files_bear_the_original_bytes(tmp_path: Path) -> None:
+    stem = os.fsdecode(BAD_PATH).removesuffix(".jpg")
+    written = write_outputs(_bad_result(), tmp_path / "x", tmp_path, stem, ["json", "txt"])
+    folder = os.fsencode(tmp_path / "scans")
+    assert sorted(os.listdir(folder)) == [b"bad\xff\xfe.json", b"bad\xff\xfe.txt"]
+    assert [os.fsencode(p.name) for p in written] == [b"bad\xff\xfe.txt", b"bad\xff\xfe.json"]
+
+
+def test_error_report_of_an_undecodable_name_is_utf8(tmp_path: Path) -> None:
+    relative = os.fsdecode(BAD_PATH)
+    report = ErrorReport(
+        source=relative,
+        error_type="CorruptInputError",
+        message=f"{relative}: not an image",
+        traceback=[f'  File "x.py", in read {relative}'],
+        failed_at=utc_now(),
+        pipeline_version="0.1.0",
+    )
+    path = tmp_path / os.fsdecode(b"bad\xff\xfe.jpg.error.json")
+    write_error_report(report, path)
+    payload = json.loads(path.read_bytes().decode("utf-8"))
+    assert payload["source"] == "scans/bad\\xff\\xfe.jpg"
+    assert payload["message"] == "scans/bad\\xff\\xfe.jpg: not an image"
+    assert "bad\\xff\\xfe.jpg" in payload["traceback"][0]
+    assert base64.b64decode(payload["source_bytes"]) == BAD_PATH
+    plain = report.model_copy(update={"source": "a.jpg", "source_bytes": None})
+    write_error_report(plain, tmp_path / "a.jpg.error.json")
+    assert "source_bytes" not in json.loads((tmp_path / "a.jpg.error.json").read_text("utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,109 @@ def test_run_hands_out_the_largest_files_first(tracker: SettleTracker) -> None:
     taken = [p.name for p in tracker.take_settled(10, largest_first=True)]
     assert taken == ["c.png", "e.png", "a.png"]
     assert len(tracker) == 0
+
+
+# ----------------------------------------------------------------- readiness, holds, candidates
+
+
+def _write(path: Path, data: bytes, age: float = 0.0) -> Path:
+    path.write_bytes(data)
+    if age:
+        old = path.stat().st_mtime - age
+        os.utime(path, (old, old))
+    return path
+
+
+def _settled_within(tracker: SettleTracker, seconds: float) -> list[Path]:
+    """Every candidate handed out within ``seconds`` (a bounded wait for a non-event too)."""
+    deadline = time.monotonic() + seconds
+    taken: list[Path] = []
+    while time.monotonic() < deadline:
+        taken += tracker.take_settled(10)
+        time.sleep(0.02)
+    return taken
+
+
+def test_a_written_file_waits_for_its_close_however_long_the_pause(tmp_path: Path) -> None:
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=0.1, settle_after_close_seconds=0.05)
+    _write(tmp_path / "scan.jpg", b"half")
+    assert tracker.observe(Path("scan.jpg"), "created")
+    assert tracker.observe(Path("scan.jpg"), "modified")
+    assert _settled_within(tracker, 0.5) == [], "written, not closed: 5 x settle_seconds"
+    assert tracker.observe(Path("scan.jpg"), "closed")
+    assert _settled_within(tracker, 0.3) == [Path("scan.jpg")]
+
+
+def test_a_file_never_closed_settles_after_the_open_limit(tmp_path: Path) -> None:
+    tracker = SettleTracker(
+        tmp_path, 10, settle_seconds=0.05, settle_after_close_seconds=0.05, open_limit_seconds=0.4
+    )
+    _write(tmp_path / "scan.jpg", b"half")
+    tracker.observe(Path("scan.jpg"), "modified")
+    start = time.monotonic()
+    taken: list[Path] = []
+    while not taken and time.monotonic() - start < 3:
+        taken = tracker.take_settled(10)
+        time.sleep(0.02)
+    assert taken == [Path("scan.jpg")]
+    assert time.monotonic() - start >= 0.4
+    assert tracker.open_limit_seconds == 0.4
+    default = SettleTracker(tmp_path, 10, settle_seconds=2.0, settle_after_close_seconds=0.5)
+    assert default.open_limit_seconds == watcher.OPEN_LIMIT_FACTOR * 2.0
+
+
+def test_created_waits_for_close_only_for_an_empty_regular_file(tmp_path: Path) -> None:
+    """A complete file showing up by IN_CREATE (a hard link, a simulated event for a folder
+    moved in) is not held for a close that never comes; nor is a symlink."""
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=0.1, settle_after_close_seconds=0.05)
+    _write(tmp_path / "empty.jpg", b"")
+    full = _write(tmp_path / "full.jpg", b"complete")
+    os.link(full, tmp_path / "linked.jpg")
+    (tmp_path / "link.jpg").symlink_to("full.jpg")
+    for name in ("empty.jpg", "full.jpg", "linked.jpg", "link.jpg"):
+        assert tracker.observe(Path(name), "created")
+    taken = _settled_within(tracker, 0.4)
+    assert sorted(p.name for p in taken) == ["full.jpg", "link.jpg", "linked.jpg"]
+
+
+def test_a_file_moved_in_needs_only_the_short_settle(tmp_path: Path) -> None:
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=30, settle_after_close_seconds=0.05)
+    _write(tmp_path / "scan.jpg", b"complete")
+    assert tracker.observe(Path("scan.jpg"), "moved")
+    assert _settled_within(tracker, 0.3) == [Path("scan.jpg")]
+
+
+def test_a_held_path_is_refused_by_events_and_scans_until_its_hold_ends(tmp_path: Path) -> None:
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=0.1, settle_after_close_seconds=0.05)
+    _write(tmp_path / "scan.jpg", b"x", age=60)
+    assert tracker.observe(Path("scan.jpg"))
+    tracker.hold(Path("scan.jpg"), 0.5)
+    assert len(tracker) == 0 and tracker.tracks(Path("scan.jpg"))
+    for seen in ("scan", "created", "modified", "closed", "moved"):
+        assert not tracker.observe(Path("scan.jpg"), seen)
+    due = tracker.next_due()
+    assert due is not None and 0.3 < due <= 0.5
+    assert _settled_within(tracker, 0.4) == []
+    assert _settled_within(tracker, 0.5) == [Path("scan.jpg")], "offered again, unchanged and old"
+
+
+def test_every_entry_but_a_real_folder_is_a_candidate(tmp_path: Path) -> None:
+    """Symlinks (to a file, to a folder, dangling), FIFOs: candidates by lstat; a symlinked
+    folder is never descended; real sub-folders are."""
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    (inbox / "sub").mkdir(parents=True)
+    (outside / "folder").mkdir(parents=True)
+    _write(outside / "folder" / "inner.jpg", b"inner")
+    _write(outside / "target.jpg", b"target")
+    (inbox / "to-file.jpg").symlink_to(outside / "target.jpg")
+    (inbox / "dangling.jpg").symlink_to("missing.jpg")
+    (inbox / "to-folder").symlink_to(outside / "folder")
+    os.mkfifo(inbox / "sub" / "pipe.jpg")
+    _write(inbox / "sub" / "plain.jpg", b"plain")
+    found = [p.as_posix() for p in watcher.scan_inbox(inbox)]
+    assert found == ["dangling.jpg", "to-file.jpg", "to-folder", "sub/pipe.jpg", "sub/plain.jpg"]
+    tracker = SettleTracker(inbox, 10, settle_seconds=0.05, settle_after_close_seconds=0.05)
+    for relative in found:
+        assert tracker.observe(Path(relative)), relative
+    assert not tracker.observe(Path("sub")), "a real folder is not a candidate"
+    assert sorted(p.as_posix() for p in _settled_within(tracker, 0.3)) == sorted(found)

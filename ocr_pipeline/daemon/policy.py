@@ -1,11 +1,15 @@
 """What happens to a claimed file next: pure decisions, no files, processes or clocks.
 
 The daemon asks twice per job. Before starting it (:func:`before_start`): reuse an earlier
-result of the same bytes (duplicate), set the file aside as poison because earlier tries died
-with it (the daemon itself, or its worker, was killed while reading it), or start a job. After
-the job ends (:func:`after_job`): done, failed, retried, poison, handed out again because the
-executor broke (not the file's fault), or released back to the inbox because the daemon is
-draining. ``attempts`` counts jobs started for the file, saved in its claim before each start.
+result of the same bytes (duplicate), set the file aside as poison because its counted tries
+are used up, or start a job. After the job ends (:func:`after_job`): done, failed, retried,
+poison, handed out again because the executor broke (not the file's fault), or released back to
+the inbox because the daemon is draining or the file was still being written.
+
+``attempts`` counts only the tries that were the file's fault: its worker died (segfault,
+``kill -9``, the OOM killer) or it ran past the timeout. A daemon killed mid-job, a broken pool,
+a drain or a stop between pages take nothing from the file, so two ``kill -9`` of the daemon
+never turn a good receipt into a poison file.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class JobEnd(StrEnum):
     succeeded = "succeeded"
     raised = "raised"
     """The job's own error (corrupt file, missing model): the file fails, no retry."""
+    changed = "changed"
+    """The job's own error, but the file changed after its claim: its writer was not done."""
+    stopped = "stopped"
+    """Stopped between pages because the executor is closing."""
     worker_lost = "worker_lost"
     timed_out = "timed_out"
     executor_broken = "executor_broken"
@@ -50,7 +58,7 @@ class Action(StrEnum):
     requeue = "requeue"
     """Start the file again, first in line, after restarting the executor; not counted."""
     release = "release"
-    """Give the file back to the inbox (draining)."""
+    """Give the file back to the inbox (draining, or its writer was still writing)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,8 @@ def before_start(attempts: int, max_attempts: int, has_result: bool) -> BeforeSt
     """Decide before a job for a claimed file starts.
 
     Args:
-        attempts: jobs already started for the file (a recovered claim keeps its count).
+        attempts: counted tries so far (worker died or timed out; a recovered claim keeps its
+            count).
         max_attempts: ``daemon.max_attempts``.
         has_result: an earlier result of the same bytes exists.
 
@@ -77,56 +86,41 @@ def before_start(attempts: int, max_attempts: int, has_result: bool) -> BeforeSt
     return BeforeStart.start
 
 
-def undo_attempt(attempts: int) -> int:
-    """The attempt count after taking back a try that was not the file's fault."""
-    return max(attempts - 1, 0)
-
-
 def after_job(end: JobEnd, attempts: int, max_attempts: int, draining: bool) -> Decision:
     """Decide what a finished job means for its file.
 
     Args:
         end: how the job ended.
-        attempts: jobs started for the file, this one included.
-        max_attempts: ``daemon.max_attempts``: tries whose worker died before the file is poison.
+        attempts: counted tries before this job.
+        max_attempts: ``daemon.max_attempts``: counted tries before the file is poison.
         draining: the daemon is stopping (SIGTERM): unfinished work goes back to the inbox.
 
     Returns:
-        The action and the attempt count to keep. A try that did not finish through no fault
-        of the file (executor broken, cancelled, or a worker lost while draining) is taken back.
+        The action and the counted tries after this job: one more when the worker died (not
+        while draining: the drain itself stops workers) or the job timed out.
 
     """
     if end is JobEnd.succeeded:
         return Decision(Action.done, attempts)
-    if end in (JobEnd.raised, JobEnd.timed_out):
+    if end is JobEnd.raised:
         return Decision(Action.fail, attempts)
-    if end is JobEnd.worker_lost:
-        if draining:
-            return Decision(Action.release, undo_attempt(attempts))
-        if attempts < max_attempts:
-            return Decision(Action.retry, attempts)
-        return Decision(Action.poison, attempts)
-    if end is JobEnd.executor_broken:
-        action = Action.release if draining else Action.requeue
-        return Decision(action, undo_attempt(attempts))
-    return Decision(Action.release, undo_attempt(attempts))  # cancelled
+    if end is JobEnd.timed_out:
+        return Decision(Action.fail, attempts + 1)
+    if end is JobEnd.worker_lost and not draining:
+        counted = attempts + 1
+        return Decision(Action.retry if counted < max_attempts else Action.poison, counted)
+    if end is JobEnd.executor_broken and not draining:
+        return Decision(Action.requeue, attempts)
+    return Decision(Action.release, attempts)  # changed, stopped, cancelled, or draining
 
 
 def poison_error(relative: str, attempts: int, exitcode: int | None) -> WorkerCrashedError:
     """The error of a file whose worker died on every try (``exitcode``: the last one's)."""
+    last = f" (last exit code {exitcode})" if exitcode is not None else ""
     return WorkerCrashedError(
-        f"{relative}: the worker process died on each of {attempts} tries "
-        f"(last exit code {exitcode}), so the file is set aside as a poison file; check the "
+        f"{relative}: the worker process died or ran out of time on each of {attempts} "
+        f"tries{last}, so the file is set aside as a poison file; check the "
         "file and the daemon's memory limit, then drop it into the inbox again"
-    )
-
-
-def died_with_daemon_error(relative: str, attempts: int) -> WorkerCrashedError:
-    """The error of a recovered file whose earlier tries all ended with the daemon dying."""
-    return WorkerCrashedError(
-        f"{relative}: the daemon or its worker died {attempts} times while reading this file, "
-        "so it is set aside as a poison file; check the file and the memory limit, then drop "
-        "it into the inbox again"
     )
 
 

@@ -23,6 +23,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -30,16 +32,21 @@ from ocr_pipeline.audit import AuditLog, get_logger
 from ocr_pipeline.claims import Claim, WorkLock
 from ocr_pipeline.correct import corrector_from_settings
 from ocr_pipeline.daemon import policy
+from ocr_pipeline.daemon.intake import check_claimed, hash_claimed
 from ocr_pipeline.daemon.policy import Action, BeforeStart, JobEnd
 from ocr_pipeline.daemon.sources import InboxSource
 from ocr_pipeline.daemon.status import Activity, RunSummary, StatusBoard
-from ocr_pipeline.daemon.terminal import TerminalWriter
+from ocr_pipeline.daemon.terminal import TerminalWriter, worth_waiting
 from ocr_pipeline.errors import (
     ConfigError,
     ExecutorBrokenError,
+    InputError,
+    InternalError,
+    JobStoppedError,
     JobTimeoutError,
     OcrPipelineError,
     PoolError,
+    UnreadableInputError,
     WorkerLostError,
 )
 from ocr_pipeline.executors import (
@@ -52,8 +59,9 @@ from ocr_pipeline.executors import (
     traceback_lines,
 )
 from ocr_pipeline.folders import Folders
+from ocr_pipeline.jobs import decode_limits
 from ocr_pipeline.metrics import Metrics
-from ocr_pipeline.models import get_spec, load_registry, require_model, sha256_of
+from ocr_pipeline.models import get_spec, load_registry, require_model
 from ocr_pipeline.settings import Settings
 from ocr_pipeline.state import KeptLedger, ResultsIndex
 
@@ -61,6 +69,22 @@ STALL_MARGIN_SECONDS = 60.0
 """Grace beyond ``daemon.job_timeout`` before an unfinished job means a lost worker."""
 RESTARTS_PER_MINUTE = 5
 """Executor restarts in a minute beyond which the daemon stops (workers die as they start)."""
+FIRST_RETRY_SECONDS = 1.0
+"""First pause before a failed step (write, move, read) is tried again; it doubles each time
+up to ``daemon.retry_max_seconds``."""
+
+
+@dataclass
+class _Parked:
+    """A claim whose last step failed (full disk, permissions): tried again at ``due``."""
+
+    claim: Claim
+    retry: Callable[[], bool]
+    """The step again; True once the claim reached its terminal state (or was started)."""
+    due: float
+    """Monotonic time of the next try, seconds."""
+    pause: float
+    """The pause before ``due``, seconds (doubles per failure)."""
 
 
 def check_models(settings: Settings) -> None:
@@ -116,21 +140,25 @@ class Daemon:
         """
         self.folders.check()
         lock = WorkLock(self.folders.work)
+        service: _Service | None = None
         try:
             check_models(self.settings)
-            service = _Service(self)
+            service = _Service(self, lock)
             service.run()
             return service.board.summary
         finally:
-            lock.release()
+            (service.lock if service is not None else lock).release()
 
 
 class _Service:
     """A running daemon: every collaborator built here, once; the loop and its decisions."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, lock: WorkLock) -> None:
         settings = daemon.settings
         folders = daemon.folders
+        self.lock = lock
+        """The work folder's lock, taken again when the inbox is replaced."""
+        self.inbox_device = folders.inbox.stat().st_dev
         self.settings = settings
         self.folders = folders
         self.watch = daemon.watch
@@ -144,8 +172,11 @@ class _Service:
         self.deadlines: dict[Future[JobOutcome], float] = {}
         """Per job, the monotonic time after which the executor counts as wedged."""
         self.restarts: list[float] = []
+        self.parked: dict[str, _Parked] = {}
+        """Claims whose last step failed, by claim folder, each with its next try."""
         self._stop_requested = False
         self._reload_requested = False
+        self._inbox_missing = False
         try:
             metrics = Metrics(settings.daemon.metrics_port, settings.daemon.metrics_host)
         except OSError as exc:
@@ -178,9 +209,13 @@ class _Service:
                 outbox=str(self.folders.outbox),
                 workers=self.executor.slots,
                 threads_per_worker=self.executor.threads_per_worker,
-                observer=self.settings.daemon.observer if self.watch else None,
+                observer=self.source.observer_kind,
             )
-            self.ready.extend(self.source.recover())
+            for claim in self.source.recover():
+                if claim.pending is not None:
+                    self._handle(claim, partial(self.terminal.complete, claim))
+                else:
+                    self.ready.append(claim)
             self.source.scan()
             self.board.state = "running"
             self._loop()
@@ -226,8 +261,10 @@ class _Service:
             self.wake.clear()
             if self._reload_requested:
                 self._reload()
+            self._check_inbox()
             self._collect(draining=False)
             self._check_stalled()
+            self._retry_parked()
             self._dispatch()
             now = time.monotonic()
             if self.source.rescan_if_due(now):
@@ -244,16 +281,61 @@ class _Service:
             settle = self.source.next_settle()
             if settle is not None and len(self.in_flight) < self.executor.slots:
                 waits.append(settle)
+            waits.extend(parked.due - now for parked in self.parked.values())
             self.wake.wait(timeout=max(0.01, min(waits)))
 
+    def _check_inbox(self) -> None:
+        """Notice the inbox deleted or replaced; watch the new one and take its lock.
+
+        While the inbox is missing nothing can be claimed: that is logged once. When a folder
+        is back under its name, the work folder is created again, its lock taken (another
+        daemon holding it stops this one with :class:`~ocr_pipeline.errors.ConfigError`), and
+        the observer and a rescan start on the new folder.
+        """
+        if not self.source.inbox_changed():
+            return
+        inbox = self.folders.inbox
+        if not inbox.is_dir():
+            if not self._inbox_missing:
+                message = (
+                    f"inbox {inbox} was deleted or moved; nothing is claimed until a folder is "
+                    "back under that name (create it again, or restart with another INBOX)"
+                )
+                self.log.error("inbox missing", inbox=str(inbox), error=message)
+                self.board.error(None, message)
+                self._inbox_missing = True
+            return
+        try:
+            self.source.rewatch()
+        except OSError:
+            return  # gone again: the next turn looks again
+        self._inbox_missing = False
+        self.log.warning(
+            "inbox replaced, or its watch stopped; watching it again", inbox=str(inbox)
+        )
+        self.folders.check()
+        self.lock.release()
+        self.lock = WorkLock(self.folders.work)  # another daemon holding it stops this one
+        self.inbox_device = inbox.stat().st_dev
+        self.wake.set()
+
     def _idle(self) -> bool:
-        return not self.ready and not self.in_flight and self.source.exhausted()
+        """Nothing left for ``run``: no work, and every parked claim has had the longest pause.
+
+        ``run`` then stops and reports the parked claims; they stay claimed for the next start.
+        """
+        waited = all(
+            parked.pause >= self.settings.daemon.retry_max_seconds
+            for parked in self.parked.values()
+        )
+        return not self.ready and not self.in_flight and self.source.exhausted() and waited
 
     def _dispatch(self) -> None:
         """Start jobs while slots are free: recovered and retried claims first, then settled."""
         slots = self.executor.slots
         while len(self.in_flight) < slots and self.ready:
-            self._start(self.ready.popleft())
+            claim = self.ready.popleft()
+            self._handle(claim, partial(self._start, claim))
         while len(self.in_flight) < slots and not self._stop_requested:
             claims, problems = self.source.claim(slots - len(self.in_flight))
             for relative, exc in problems:
@@ -261,27 +343,94 @@ class _Service:
             if not claims and not problems:
                 return
             for claim in claims:
-                self._start(claim)
+                self._handle(claim, partial(self._start, claim))
 
-    def _start(self, claim: Claim) -> None:
-        """Reuse a result of the same bytes, fail a poison file, or submit a job."""
-        relative = claim.relative.as_posix()
+    # ----------------------------------------------------------------- one file at a time
+
+    def _handle(self, claim: Claim, step: Callable[[], bool], pause: float = 0.0) -> None:
+        """Run one step for one file; whatever it raises stays with that file.
+
+        A step that returns False (a write or move failed for want of space or access) is
+        tried again after a pause that doubles from ``FIRST_RETRY_SECONDS`` up to
+        ``daemon.retry_max_seconds``. An unexpected exception fails the file with an
+        :class:`~ocr_pipeline.errors.InternalError` report; the daemon goes on.
+        """
         try:
-            sha = claim.sha256 or sha256_of(claim.path)
+            finished = step()
+        except Exception as exc:
+            relative = claim.relative.as_posix()
+            self.log.exception("unexpected error", file=relative)
+            error = InternalError(
+                f"{relative}: unexpected {type(exc).__name__} while handling the file: {exc}; "
+                "the daemon went on without it. Please report this with the error report, then "
+                "drop the file into the inbox again"
+            )
+            frames = traceback_lines(exc)
+            step = partial(self.terminal.failed, claim, error, frames)
+            try:
+                finished = step()
+            except Exception:
+                self.log.exception("cannot fail the file either; tried again later", file=relative)
+                finished = False
+        if not finished:
+            pause = min(max(pause * 2, FIRST_RETRY_SECONDS), self.settings.daemon.retry_max_seconds)
+            key = str(claim.claim_dir)
+            self.parked[key] = _Parked(claim, step, time.monotonic() + pause, pause)
+
+    def _retry_parked(self) -> None:
+        """Try again each parked claim whose pause is over."""
+        now = time.monotonic()
+        for key, parked in list(self.parked.items()):
+            if parked.due <= now:
+                del self.parked[key]
+                self._handle(parked.claim, parked.retry, parked.pause)
+
+    def _start(self, claim: Claim) -> bool:
+        """Refuse an unreadable file, reuse a result, fail a poison file, or submit a job.
+
+        Returns:
+            False when the file could not be read for now (the caller tries again later).
+
+        """
+        relative = claim.relative.as_posix()
+        daemon = self.settings.daemon
+        limits = decode_limits(self.settings.decode)
+        refused: InputError | None
+        try:
+            refused = check_claimed(
+                claim.path, relative, limits, daemon.follow_symlinks, self.inbox_device
+            )
+            if refused is None and claim.sha256 is None:
+                claim.sha256 = hash_claimed(claim.path, relative, limits, daemon.follow_symlinks)
+        except FileNotFoundError:
+            refused = UnreadableInputError(
+                f"{relative} vanished from the work folder {claim.claim_dir} before it was read "
+                "(was the inbox deleted or moved?); drop the file into the inbox again"
+            )
+        except InputError as exc:
+            refused = exc
         except OSError as exc:
-            self.terminal.stuck(relative, exc, "cannot read the claimed file")
-            return
-        claim.sha256 = sha
+            if worth_waiting(exc):
+                self.terminal.stuck(
+                    relative, exc, "cannot read the claimed file; tried again later"
+                )
+                return False
+            refused = UnreadableInputError(
+                f"{relative} cannot be read ({exc}); check the file, then drop it into the inbox"
+            )
+        if refused is not None:
+            return self.terminal.failed(claim, refused, [])
+        sha = claim.sha256
+        assert sha is not None
         earlier = self.index.result_for(sha)
-        max_attempts = self.settings.daemon.max_attempts
-        verdict = policy.before_start(claim.attempts, max_attempts, earlier is not None)
+        verdict = policy.before_start(claim.attempts, daemon.max_attempts, earlier is not None)
         if verdict is BeforeStart.duplicate and earlier is not None:
-            self.terminal.duplicate(claim, sha, earlier)
-            return
+            return self.terminal.duplicate(claim, sha, earlier)
         if verdict is BeforeStart.poison:
-            self.terminal.failed(claim, policy.died_with_daemon_error(relative, claim.attempts), [])
-            return
-        claim.attempts += 1
+            return self.terminal.failed(
+                claim, policy.poison_error(relative, claim.attempts, None), []
+            )
+        claim.started += 1
         claim.save()
         job = Job(path=claim.path, relative=relative, sha256=sha)
         try:
@@ -292,6 +441,7 @@ class _Service:
         self.in_flight[future] = claim
         self.deadlines[future] = time.monotonic() + self._stall_seconds()
         future.add_done_callback(lambda _: self.wake.set())
+        return True
 
     def _stall_seconds(self) -> float:
         """How long a job may stay unfinished before the executor counts as wedged, seconds.
@@ -310,7 +460,7 @@ class _Service:
     def _restart_executor(self, reason: str) -> None:
         """Replace a broken or wedged executor's workers; unfinished jobs go back to ``ready``.
 
-        The jobs it held were not the files' fault, so their attempts are taken back.
+        The jobs it held were not the files' fault: no try is counted against them.
 
         Raises:
             PoolError: more than ``RESTARTS_PER_MINUTE`` restarts in a minute (workers cannot
@@ -323,8 +473,6 @@ class _Service:
         self.log.error("restarting the worker pool", reason=reason, restarts=len(self.restarts))
         self.board.error(None, f"worker pool: {reason}")
         for claim in list(self.in_flight.values()):
-            claim.attempts = policy.undo_attempt(claim.attempts)
-            claim.save()
             self.ready.appendleft(claim)
         self.in_flight.clear()
         self.deadlines.clear()
@@ -343,12 +491,23 @@ class _Service:
             claim = self.in_flight.pop(future)
             self.deadlines.pop(future, None)
             end, error, frames = _job_end(future)
+            if (
+                end is JobEnd.raised
+                and isinstance(error, InputError)
+                and claim.changed_since_claim()
+            ):
+                end = JobEnd.changed  # its writer was still writing: not the file's fault
             max_attempts = self.settings.daemon.max_attempts
             decision = policy.after_job(end, claim.attempts, max_attempts, draining)
             if decision.attempts != claim.attempts:
                 claim.attempts = decision.attempts
                 claim.save()
-            broken |= self._apply(decision.action, claim, future, error, frames)
+            if decision.action is Action.requeue:
+                self.ready.appendleft(claim)
+                broken = True
+                continue
+            apply = partial(self._apply, decision.action, claim, future, end, error, frames)
+            self._handle(claim, apply)
         if broken:
             self._restart_executor("all workers expired (the pool broke)")
 
@@ -357,39 +516,48 @@ class _Service:
         action: Action,
         claim: Claim,
         future: Future[JobOutcome],
+        end: JobEnd,
         error: BaseException | None,
         frames: list[str],
     ) -> bool:
-        """Carry out one decision; True when the executor must be restarted."""
+        """Carry out one decision (not ``requeue``); False when a step must be tried again."""
         relative = claim.relative.as_posix()
         if action is Action.done:
-            self.terminal.done(claim, future.result())
-        elif action is Action.fail:
+            return self.terminal.done(claim, future.result())
+        if action is Action.fail:
             if isinstance(error, JobTimeoutError):
                 error = policy.timeout_error(relative, self.settings.daemon.job_timeout)
-            self.terminal.failed(claim, error or RuntimeError("unknown error"), frames)
-        elif action is Action.retry:
+            return self.terminal.failed(claim, error or RuntimeError("unknown error"), frames)
+        if action is Action.poison:
+            exitcode = error.exitcode if isinstance(error, WorkerLostError) else None
+            return self.terminal.failed(
+                claim, policy.poison_error(relative, claim.attempts, exitcode), []
+            )
+        if action is Action.retry:
             exitcode = error.exitcode if isinstance(error, WorkerLostError) else None
             self.board.retried()
             self.audit.record(
                 "retried",
                 source=relative,
                 sha256=claim.sha256,
-                attempt=claim.attempts + 1,
+                attempt=claim.started + 1,
                 error_type="WorkerLostError",
                 message=f"worker died (exit code {exitcode}); trying again",
             )
             self.log.warning("worker died, retrying", file=relative, exitcode=exitcode)
             self.ready.appendleft(claim)
-        elif action is Action.poison:
-            exitcode = error.exitcode if isinstance(error, WorkerLostError) else None
-            self.terminal.failed(claim, policy.poison_error(relative, claim.attempts, exitcode), [])
-        elif action is Action.requeue:
-            self.ready.appendleft(claim)
             return True
+        if end is JobEnd.changed:
+            self.log.warning("still being written; given back to the inbox", file=relative)
+            if self.terminal.release(
+                claim, "changed after its claim (its writer was not done); back in the inbox"
+            ):
+                self.source.tracker.observe(claim.relative)  # settles again, then read whole
+        elif end is JobEnd.stopped:
+            self.terminal.release(claim, "stopped between pages by the drain; back in the inbox")
         else:
             self.terminal.release(claim)
-        return False
+        return True
 
     # ----------------------------------------------------------------- reload, drain, status
 
@@ -424,12 +592,14 @@ class _Service:
         self.executor.close(self.settings.daemon.grace_seconds)
         self._collect(draining=True)
         for claim in list(self.in_flight.values()):
-            claim.attempts = policy.undo_attempt(claim.attempts)
-            claim.save()
             self.terminal.release(claim)
         self.in_flight.clear()
         while self.ready:
             self.terminal.release(self.ready.popleft())
+        for parked in self.parked.values():
+            relative = parked.claim.relative.as_posix()
+            error = self.board.last_error or {}
+            self.board.summary.stuck[relative] = str(error.get("error", "a step kept failing"))
 
     def _write_status(self) -> None:
         self.board.write(
@@ -439,6 +609,8 @@ class _Service:
                 worker_pids=self.executor.worker_pids(),
                 generation=self.generation,
                 rescans=self.source.rescans,
+                stuck=[parked.claim.relative.as_posix() for parked in self.parked.values()],
+                observer=self.source.observer_kind,
             )
         )
 
@@ -451,6 +623,8 @@ def _job_end(future: Future[JobOutcome]) -> tuple[JobEnd, BaseException | None, 
     if error is None:
         return JobEnd.succeeded, None, []
     if isinstance(error, JobError):
+        if isinstance(error.error, JobStoppedError):
+            return JobEnd.stopped, error.error, error.frames
         return JobEnd.raised, error.error, error.frames
     if isinstance(error, WorkerLostError):
         return JobEnd.worker_lost, error, []

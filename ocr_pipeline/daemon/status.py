@@ -28,6 +28,9 @@ class RunSummary:
     duplicates: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     """Relative path -> error message."""
+    stuck: dict[str, str] = field(default_factory=dict)
+    """Relative path -> the error that kept it claimed when ``run`` gave up waiting (full or
+    read-only disk); the file stays in the work folder for the next start."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class Activity:
     generation: int
     """Settings generation (SIGHUP reloads)."""
     rescans: int
+    stuck: list[str] = field(default_factory=list)
+    """Claims waiting to retry a failed step (full disk, permissions), inbox-relative."""
+    observer: str | None = None
+    """The observer watching the inbox (native, polling), ``None`` for ``run``."""
 
 
 class StatusBoard:
@@ -110,6 +117,9 @@ class StatusBoard:
             "worker_rss_bytes": {str(pid): process_rss_bytes(pid) for pid in pids},
             "generation": activity.generation,
             "rescans": activity.rescans,
+            "observer": activity.observer,
+            "stuck": len(activity.stuck),
+            "stuck_files": activity.stuck[:20],
             "jobs": {
                 "done": self.counters.done,
                 "failed": self.counters.failed,

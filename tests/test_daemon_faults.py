@@ -1,0 +1,420 @@
+"""Hostile files and a hostile disk: each fault stays with its file, and the daemon goes on.
+
+In-process tests run the daemon with the real engine on a serial executor; the crash, full-disk
+and permission tests run the real command in its own process. After each case every input has
+exactly one terminal audit record and the work folder holds nothing a restart would retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import pytest
+from rapidfuzz import fuzz
+
+from ocr_pipeline.audit import read_audit
+from ocr_pipeline.daemon import Daemon, RunSummary
+from ocr_pipeline.daemon.terminal import KILL_AT_ENV
+from ocr_pipeline.evaluation import load_ground_truth, squash
+from ocr_pipeline.executors import JobOutcome, JobRecipe, SerialExecutor
+from ocr_pipeline.executors.worker import Worker
+from ocr_pipeline.settings import Settings
+from tests.conftest import SROIE_DEV
+from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout, wait_until
+
+TERMINAL = {"done", "failed", "duplicate"}
+
+
+def _settings(base: Path, **daemon: object) -> Settings:
+    return Settings(
+        inbox=base / "inbox",
+        outbox=base / "outbox",
+        detect={"limit_type": "max", "limit_side": 640},
+        daemon={"settle_seconds": 0.0, "settle_after_close_seconds": 0.0, **daemon},
+    )
+
+
+def _receipt_png(number: int) -> bytes:
+    """The top quarter of dev receipt ``number`` (its header lines), as PNG bytes."""
+    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
+    assert image is not None
+    ok, png = cv2.imencode(".png", image[: image.shape[0] // 4])
+    assert ok
+    return png.tobytes()
+
+
+def _matches_truth(text: str, number: int) -> bool:
+    truth = next(r for r in load_ground_truth(SROIE_DEV) if r.image.stem == f"{number:03d}")
+    return len(squash(text)) >= 40 and fuzz.partial_ratio(squash(text), squash(truth.text)) >= 85
+
+
+def _run(settings: Settings, run: object = None) -> RunSummary:
+    def factory(s: Settings, generation: int) -> SerialExecutor:
+        return SerialExecutor(s, generation, run=run)  # type: ignore[arg-type]
+
+    return Daemon(settings, watch=False, executor=factory).run()
+
+
+def _terminal_records(base: Path) -> dict[str, list[str]]:
+    """Inbox-relative source -> its terminal events, in order."""
+    records: dict[str, list[str]] = {}
+    for record in read_audit(base / "logs" / "audit.jsonl"):
+        if record["event"] in TERMINAL:
+            records.setdefault(str(record["source"]), []).append(str(record["event"]))
+    return records
+
+
+def _work_entries(inbox: Path) -> list[Path]:
+    """Everything in the work folders but their locks (claims a restart would retry)."""
+    work = inbox / ".ocr-pipeline" / "work"
+    return [p for p in work.rglob("*") if p.name != ".lock" and not p.is_dir()]
+
+
+def _report(base: Path, name: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads(
+        (base / "failed" / f"{name}.error.json").read_text("utf-8")
+    )
+    return data
+
+
+def _rchar() -> int:
+    """Bytes this process has read so far (``/proc/self/io``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+# ----------------------------------------------------------------- links, special files, sizes
+
+
+def test_symlink_goes_to_failed_with_the_policy_and_its_target_is_never_read(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "secret.png"
+    secret.write_bytes(_receipt_png(1))  # a readable receipt: reading it would OCR it
+    secret.chmod(0o600)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "link.png").symlink_to(secret)
+    (inbox / "dangling.png").symlink_to("../nowhere/gone.png")
+    (inbox / "good.png").write_bytes(_receipt_png(2))
+
+    summary = _run(_settings(tmp_path))
+
+    assert summary.done == ["good.png"]
+    assert sorted(summary.failed) == ["dangling.png", "link.png"]
+    for name in ("link.png", "dangling.png"):
+        report = _report(tmp_path, name)
+        assert report["error_type"] == "SymlinkRefusedError"
+        assert "daemon.follow_symlinks" in str(report["message"])
+        assert (tmp_path / "failed" / name).is_symlink()  # the link itself, not a copy
+    assert not (tmp_path / "outbox" / "link.json").exists()
+    assert _terminal_records(tmp_path) == {
+        "good.png": ["done"],
+        "link.png": ["failed"],
+        "dangling.png": ["failed"],
+    }
+    assert _work_entries(inbox) == []
+
+
+def test_followed_symlink_is_read_only_on_the_inbox_file_system(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system at /dev/shm to link to")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    near = tmp_path / "near.png"
+    near.write_bytes(_receipt_png(3))
+    far = shm / f"ocr-pipeline-test-{os.getpid()}.png"
+    far.write_bytes(_receipt_png(4))
+    try:
+        (inbox / "near.png").symlink_to(near)
+        (inbox / "far.png").symlink_to(far)
+
+        summary = _run(_settings(tmp_path, follow_symlinks=True))
+    finally:
+        far.unlink(missing_ok=True)
+
+    assert summary.done == ["near.png"]
+    text = json.loads((tmp_path / "outbox" / "near.json").read_text("utf-8"))["text"]
+    assert _matches_truth(text, 3), text
+    report = _report(tmp_path, "far.png")
+    assert report["error_type"] == "SymlinkRefusedError"
+    assert "another file system" in str(report["message"])
+
+
+def test_fifo_and_sparse_giant_are_refused_without_being_read(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    os.mkfifo(inbox / "pipe.jpg")  # opening it for reading would block the daemon forever
+    with (inbox / "huge.pdf").open("wb") as handle:
+        handle.truncate(50 * 1024**3)  # 50 GB, sparse: reading it whole takes over a minute
+    (inbox / "good.png").write_bytes(_receipt_png(5))
+    read_before = _rchar()
+
+    summary = _run(_settings(tmp_path))
+
+    assert _rchar() - read_before < 200 * 1024**2  # the models and the receipt, not 50 GB
+    assert summary.done == ["good.png"]
+    assert _report(tmp_path, "pipe.jpg")["error_type"] == "UnreadableInputError"
+    huge = _report(tmp_path, "huge.pdf")
+    assert huge["error_type"] == "InputTooLargeError"
+    assert "decode.max_bytes" in str(huge["message"])
+    assert (tmp_path / "failed" / "huge.pdf").stat().st_size == 50 * 1024**3  # kept, not lost
+    assert set(_terminal_records(tmp_path)) == {"pipe.jpg", "huge.pdf", "good.png"}
+    assert _work_entries(inbox) == []
+
+
+def test_unreadable_file_goes_to_failed_with_what_to_do(tmp_path: Path) -> None:
+    """Run the real command; as root, without the capabilities that let root read anything."""
+    layout = Layout(tmp_path)
+    unreadable = layout.inbox / "locked.png"
+    unreadable.write_bytes(_receipt_png(6))
+    (layout.inbox / "good.png").write_bytes(_receipt_png(7))
+    unreadable.chmod(0)
+    command = [
+        sys.executable,
+        "-m",
+        "ocr_pipeline.cli",
+        "run",
+        str(layout.inbox),
+        str(layout.outbox),
+    ]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: root reads any file")
+        os.chown(unreadable, 65534, 65534)  # owned by nobody: root without DAC caps cannot read
+        dropped = "-dac_override,-dac_read_search"
+        command = [setpriv, "--bounding-set", dropped, "--inh-caps", dropped, "--", *command]
+    env = {**os.environ, **FAST_ENV, "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0"}
+
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    assert finished.returncode == 1, finished.stderr[-3000:]
+    report = _report(tmp_path, "locked.png")
+    assert report["error_type"] == "UnreadableInputError"
+    assert "read permission" in str(report["message"])
+    assert _terminal_records(tmp_path) == {"locked.png": ["failed"], "good.png": ["done"]}
+    assert _work_entries(layout.inbox) == []
+
+
+# ----------------------------------------------------------------- writers, bugs, crashes
+
+
+def test_file_changed_after_its_claim_is_released_then_read_whole(tmp_path: Path) -> None:
+    """A writer still writing through its open descriptor after the claim's rename."""
+    png = _receipt_png(8)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "slow.png").write_bytes(png[: len(png) // 3])
+    worker = Worker()
+    tries: list[int] = []
+
+    def writer_finishes_during_the_first_try(recipe: JobRecipe) -> JobOutcome:
+        tries.append(recipe.job.path.stat().st_size)
+        try:
+            return worker.run(recipe)
+        finally:
+            if len(tries) == 1:
+                recipe.job.path.write_bytes(png)  # the rest arrives while the job fails
+
+    summary = _run(_settings(tmp_path), writer_finishes_during_the_first_try)
+
+    assert tries == [len(png) // 3, len(png)]
+    assert summary.done == ["slow.png"] and not summary.failed
+    events = [r["event"] for r in read_audit(tmp_path / "logs" / "audit.jsonl") if r.get("source")]
+    assert events == ["claimed", "released", "claimed", "done"]
+    text = json.loads((tmp_path / "outbox" / "slow.json").read_text("utf-8"))["text"]
+    assert _matches_truth(text, 8), text
+
+
+def test_an_unexpected_error_stays_with_its_file(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a-bad.png").write_bytes(_receipt_png(9))
+    (inbox / "b-good.png").write_bytes(_receipt_png(10))
+    worker = Worker()
+
+    def broken_outcome_for_one(recipe: JobRecipe) -> JobOutcome:
+        outcome = worker.run(recipe)
+        if "bad" in recipe.job.relative:
+            return JobOutcome(result=None, worker_pid=0, generation=0)  # type: ignore[arg-type]
+        return outcome
+
+    summary = _run(_settings(tmp_path), broken_outcome_for_one)
+
+    assert summary.done == ["b-good.png"]
+    report = _report(tmp_path, "a-bad.png")
+    assert report["error_type"] == "InternalError"
+    assert report["traceback"], "the report carries the traceback"
+    assert (tmp_path / "failed" / "a-bad.png").read_bytes() == _receipt_png(9)
+    assert _terminal_records(tmp_path) == {"a-bad.png": ["failed"], "b-good.png": ["done"]}
+
+
+def test_kill_between_moving_the_original_and_its_record_is_completed_at_restart(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(tmp_path)
+    daemon = DaemonProcess(layout, env={KILL_AT_ENV: "disposed"}).start()
+    (layout.inbox / "receipt.png").write_bytes(_receipt_png(11))
+    assert daemon.proc is not None
+    daemon.proc.wait(timeout=120)  # it kills itself right after archiving the original
+    with contextlib.suppress(ProcessLookupError):
+        daemon.kill_all()  # its workers
+    assert layout.files(layout.archive) == ["receipt.png"]
+    assert _terminal_records(tmp_path) == {}  # the record was never written
+
+    again = DaemonProcess(layout).start()
+    try:
+        again.wait(lambda: bool(_terminal_records(tmp_path)), 60, "the completed record")
+    finally:
+        assert again.stop() == 0
+    assert _terminal_records(tmp_path) == {"receipt.png": ["done"]}
+    done = layout.events("done")[0]
+    assert done["result"] == "receipt.json" and done["target"].endswith("archive/receipt.png")
+    assert layout.files(layout.archive) == ["receipt.png"]  # not OCRed or archived twice
+    assert _work_entries(layout.inbox) == []
+    text = json.loads((layout.outbox / "receipt.json").read_text("utf-8"))["text"]
+    assert _matches_truth(text, 11), text
+
+
+def test_daemon_killed_twice_mid_job_does_not_fail_a_good_file(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    started = tmp_path / "started"
+    started.mkdir()
+    image = cv2.imread(str(SROIE_DEV / "images" / "012.jpg"))
+    ok, png = cv2.imencode(".png", image)
+    assert ok
+    (layout.inbox / "whole.png").write_bytes(png.tobytes())
+    env = {
+        "OCR_PIPELINE_TEST_STARTED_DIR": str(started),
+        "OCR_PIPELINE_DAEMON__MAX_ATTEMPTS": "2",
+        "OCR_PIPELINE_DETECT__LIMIT_SIDE": "1600",  # a whole page: a job of about a second
+    }
+    for kill in range(2):
+        daemon = DaemonProcess(layout, env=env).start()
+        wait_until(lambda: any(started.iterdir()), 60, f"job start before kill {kill + 1}")
+        daemon.kill_all()
+        for marker in started.iterdir():
+            marker.unlink()
+    if _terminal_records(tmp_path):
+        pytest.skip("the job finished before a kill landed; nothing to check")
+
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        daemon.wait(lambda: bool(_terminal_records(tmp_path)), 120, "a terminal record")
+    finally:
+        daemon.stop()
+    assert _terminal_records(tmp_path) == {"whole.png": ["done"]}
+    assert layout.events("done")[0]["attempt"] == 3
+
+
+# ----------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def full_outbox_folder(tmp_path: Path) -> Iterator[Path]:
+    """``outbox/sub`` on a 256 KiB tmpfs, filled to the last byte by ``filler``."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder = tmp_path / "outbox" / "sub"
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        descriptor = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(descriptor, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(descriptor)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_full_outbox_is_retried_when_space_returns_and_health_says_stuck(
+    tmp_path: Path, full_outbox_folder: Path
+) -> None:
+    layout = Layout(tmp_path)
+    env = {"OCR_PIPELINE_DAEMON__RETRY_MAX_SECONDS": "2"}
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        (layout.inbox / "sub").mkdir()
+        for number in (12, 13):
+            (layout.inbox / "sub" / f"r{number}.png").write_bytes(_receipt_png(number))
+        daemon.wait(lambda: daemon.status().get("stuck") == 2, 120, "two files stuck")
+        health = subprocess.run(
+            [sys.executable, "-m", "ocr_pipeline.cli", "health", str(layout.outbox)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert health.returncode == 1 and "stuck" in health.stdout, health.stdout
+        assert not layout.events("done")
+
+        (full_outbox_folder / "filler").unlink()  # space returns
+
+        daemon.wait(lambda: len(layout.events("done")) == 2, 120, "both done once space returned")
+        daemon.wait(lambda: daemon.status().get("stuck") == 0, 30, "nothing stuck")
+    finally:
+        assert daemon.stop() == 0
+    assert _terminal_records(tmp_path) == {"sub/r12.png": ["done"], "sub/r13.png": ["done"]}
+    for number in (12, 13):
+        text = json.loads((full_outbox_folder / f"r{number}.json").read_text("utf-8"))["text"]
+        assert _matches_truth(text, number), text
+    assert _work_entries(layout.inbox) == []
+
+
+# ----------------------------------------------------------------- the inbox itself
+
+
+def test_replaced_inbox_is_watched_again_and_its_lock_taken(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    env = {"OCR_PIPELINE_DAEMON__RESCAN_SECONDS": "600"}  # events only, no rescue by a rescan
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        layout.inbox.rename(tmp_path / "inbox-before")
+        layout.inbox.mkdir()
+        (layout.inbox / "after.png").write_bytes(_receipt_png(14))
+        daemon.wait(lambda: bool(layout.events("done")), 60, "the new inbox's file done")
+
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ocr_pipeline.cli",
+                "watch",
+                str(layout.inbox),
+                str(layout.outbox),
+            ],
+            env={**os.environ, **FAST_ENV},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 3, second.stderr[-2000:]
+        assert "in use by another daemon" in second.stderr
+    finally:
+        assert daemon.stop() == 0
+    assert "inbox replaced" in daemon.log_tail()
+    assert _terminal_records(tmp_path) == {"after.png": ["done"]}
+    text = json.loads((layout.outbox / "after.json").read_text("utf-8"))["text"]
+    assert _matches_truth(text, 14), text
