@@ -15,6 +15,7 @@ folder (:func:`default_models_dir`) unless ``models.dir`` says otherwise.
 from __future__ import annotations
 
 import os
+import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -476,6 +477,27 @@ def resolve_config_file(explicit: Path | None) -> Path | None:
     return None
 
 
+def _unreadable_config(path: Path | None, exc: Exception) -> ConfigError:
+    """The error for a config file that is not valid TOML (syntax, encoding) or cannot be read.
+
+    Names the file, and the line and column of the problem: tomllib's message carries them
+    (``Invalid value (at line 2, column 14)``); for bytes that are not UTF-8 (TOML 1.0 requires
+    UTF-8) they are counted from the offending byte's offset.
+    """
+    where = str(path) if path is not None else "the config file"
+    if isinstance(exc, UnicodeDecodeError) and path is not None:
+        before = exc.object[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        return ConfigError(
+            f"config file {where} is not UTF-8: byte 0x{exc.object[exc.start]:02x} at line "
+            f"{line}, column {column}; save it as UTF-8 (TOML requires it)"
+        )
+    if isinstance(exc, OSError):
+        return ConfigError(f"config file {where} cannot be read: {exc.strerror or exc}")
+    return ConfigError(f"config file {where} is not valid TOML: {exc}; fix that line")
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load and validate the settings.
 
@@ -484,13 +506,16 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         **overrides: values from the command line, highest priority (nested sections as dicts).
 
     Raises:
-        ConfigError: a value is invalid; the message names the key and the source file.
+        ConfigError: a value is invalid (the message names the key and the source file), or the
+            file is not valid TOML or not UTF-8 (the message names the file, line and column).
 
     """
     chosen = resolve_config_file(config_file)
     token = _config_file.set(chosen)
     try:
         return Settings(**overrides)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise _unreadable_config(chosen, exc) from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()

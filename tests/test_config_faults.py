@@ -1,0 +1,88 @@
+"""Faults of the daemon's own configuration: refused with the file, line and column, never fatal.
+
+A broken config file at start stops the command with exit 3 naming the file and the place; the
+same file at SIGHUP is refused while the daemon keeps its running settings and keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.conftest import SROIE_DEV
+from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout
+
+BROKEN = {
+    "syntax": (b"[detect]\nbox_thresh = = 0.5\n", "line 2, column 14"),
+    "encoding": (b"[detect]\nbox_thresh = 0.5  # \xff\xfe\n", "line 2, column 21"),
+}
+
+
+def _receipt_png(number: int) -> bytes:
+    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
+    assert image is not None
+    ok, png = cv2.imencode(".png", image[: image.shape[0] // 4])
+    assert ok
+    return png.tobytes()
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ocr_pipeline.cli", *args],
+        env={**os.environ, **FAST_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_config_file_exits_3_naming_file_line_and_column(tmp_path: Path, kind: str) -> None:
+    content, place = BROKEN[kind]
+    config = tmp_path / "ocr-pipeline.toml"
+    config.write_bytes(content)
+    layout = Layout(tmp_path)
+
+    for finished in (
+        _cli("--config", str(config), "run", str(layout.inbox), str(layout.outbox)),
+        _cli("config", "check", str(config)),
+        _cli("health", str(layout.outbox), env={"OCR_PIPELINE_CONFIG": str(config)}),
+    ):
+        assert finished.returncode == 3, finished.stderr[-2000:]
+        assert str(config) in finished.stderr and place in finished.stderr, finished.stderr
+        assert "Traceback" not in finished.stderr
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_config_at_sighup_is_refused_and_the_daemon_goes_on(
+    tmp_path: Path, kind: str
+) -> None:
+    config = tmp_path / "ocr-pipeline.toml"
+    config.write_text("[detect]\nbox_thresh = 0.45\n", encoding="utf-8")
+    layout = Layout(tmp_path)
+    daemon = DaemonProcess(layout, global_args=["--config", str(config)]).start()
+    try:
+        config.write_bytes(BROKEN[kind][0])
+        daemon.signal(signal.SIGHUP)
+        daemon.wait(
+            lambda: "reload refused" in daemon.log_tail(), 30, "the refused reload in the log"
+        )
+        for number in (0, 1):
+            (layout.inbox / f"r{number}.png").write_bytes(_receipt_png(number))
+        daemon.wait(lambda: len(layout.events("done")) == 2, 90, "both files done")
+        last_error = daemon.status().get("last_error") or {}
+        assert str(config) in str(last_error.get("error")), last_error
+    finally:
+        assert daemon.stop() == 0
+    assert not layout.events("reloaded")
+    assert sorted(layout.results()) == ["r0.json", "r1.json"]
+    for number in (0, 1):
+        result = json.loads((layout.outbox / f"r{number}.json").read_text(encoding="utf-8"))
+        assert result["text"].strip(), "the running settings still read the receipt"
