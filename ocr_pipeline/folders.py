@@ -82,38 +82,55 @@ class Folders:
         name = "status.json" if self.instance == "default" else f"status-{self.instance}.json"
         return self.state / name
 
+    def written(self) -> list[tuple[str, Path]]:
+        """Every folder the daemon writes to, with its setting's name (for messages)."""
+        return [
+            ("outbox", self.outbox),
+            ("daemon.archive_dir", self.archive),
+            ("daemon.failed_dir", self.failed),
+            ("daemon.work_dir", self.work),
+            ("daemon.audit_log's folder", self.audit_log.parent),
+        ]
+
     def check(self) -> None:
         """Refuse layouts that cannot work, and create the folders that may be missing.
 
+        A folder the daemon writes to must not lie inside the inbox (its files would be read
+        back as input: results, originals, its own audit log, its own claims), except a work
+        folder under a hidden name (the default ``INBOX/.ocr-pipeline/work/``, never scanned);
+        and the inbox must not lie inside any of them (an inbox inside the outbox or the
+        archive would take in what the daemon writes there).
+
         Raises:
-            ConfigError: the inbox is not a folder, the outbox, archive or failed folder lies
-                inside the inbox (it would be read back as input), or a folder cannot be created.
+            ConfigError: the inbox is not a folder, a layout above, or a folder cannot be
+                created (the message names the folder, its setting and the fix).
 
         """
         if not self.inbox.is_dir():
             raise ConfigError(
                 f"inbox {self.inbox} is not a folder; create it or pass another INBOX"
             )
-        for label, folder in (
-            ("outbox", self.outbox),
-            ("archive", self.archive),
-            ("failed", self.failed),
-        ):
+        for label, folder in self.written():
             if folder.is_relative_to(self.inbox):
+                hidden = is_ignored_path(folder.relative_to(self.inbox))
+                if not (label == "daemon.work_dir" and hidden):
+                    raise ConfigError(
+                        f"{label} {folder} is inside the inbox {self.inbox}, so the daemon "
+                        f"would read its own files back as input; choose a folder outside it"
+                    )
+            elif self.inbox.is_relative_to(folder):
                 raise ConfigError(
-                    f"{label} folder {folder} is inside inbox {self.inbox}; "
-                    f"choose a {label} folder outside it"
+                    f"the inbox {self.inbox} is inside {label} {folder}, so what the daemon "
+                    "writes there would come back as input; choose folders side by side"
                 )
-        for folder in (
-            self.outbox,
-            self.state,
-            self.work,
-            self.archive,
-            self.failed,
-            self.audit_log.parent,
-        ):
+        for _label, folder in [*self.written(), ("state", self.state)]:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as exc:
+                raise ConfigError(
+                    f"{folder} exists but is not a folder; remove or rename that file, or "
+                    "choose another folder"
+                ) from exc
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create folder {folder}: {exc.strerror}; create it or fix permissions"

@@ -86,3 +86,37 @@ def test_broken_config_at_sighup_is_refused_and_the_daemon_goes_on(
     for number in (0, 1):
         result = json.loads((layout.outbox / f"r{number}.json").read_text(encoding="utf-8"))
         assert result["text"].strip(), "the running settings still read the receipt"
+
+
+# ----------------------------------------------------------------- folders that read themselves
+
+
+@pytest.mark.parametrize(
+    ("inbox", "outbox", "env", "expected"),
+    [
+        ("in", "out", {"OCR_PIPELINE_DAEMON__WORK_DIR": "{base}/in/work"}, "is inside the inbox"),
+        (
+            "in",
+            "out",
+            {"OCR_PIPELINE_DAEMON__AUDIT_LOG": "{base}/in/audit.jsonl"},
+            "inside the inbox",
+        ),
+        ("out/in", "out", {}, "is inside outbox"),
+        ("in", "out", {"OCR_PIPELINE_DAEMON__ARCHIVE_DIR": "{base}"}, "daemon.archive_dir"),
+        ("in", "out", {"OCR_PIPELINE_DAEMON__FAILED_DIR": "{base}/in/failed"}, "inside the inbox"),
+        ("in", "out.txt", {}, "exists but is not a folder"),
+    ],
+)
+def test_folders_that_would_feed_the_daemon_its_own_files_are_refused(
+    tmp_path: Path, inbox: str, outbox: str, env: dict[str, str], expected: str
+) -> None:
+    (tmp_path / inbox).mkdir(parents=True)
+    (tmp_path / "out.txt").write_text("a file where the outbox should be", encoding="utf-8")
+    (tmp_path / inbox / "receipt.png").write_bytes(_receipt_png(2))
+    filled = {key: value.format(base=tmp_path) for key, value in env.items()}
+
+    finished = _cli("run", str(tmp_path / inbox), str(tmp_path / outbox), env=filled)
+
+    assert finished.returncode == 3, finished.stderr[-2000:]
+    assert expected in finished.stderr, finished.stderr
+    assert (tmp_path / inbox / "receipt.png").is_file()  # nothing was claimed
