@@ -79,9 +79,17 @@ def test_broken_config_at_sighup_is_refused_and_the_daemon_goes_on(
         daemon.wait(lambda: len(layout.events("done")) == 2, 90, "both files done")
         last_error = daemon.status().get("last_error") or {}
         assert str(config) in str(last_error.get("error")), last_error
+
+        config.write_text("[detect]\nbox_thresh = 0.5\n", encoding="utf-8")  # fixed
+        daemon.signal(signal.SIGHUP)
+        daemon.wait(lambda: bool(layout.events("reloaded")), 30, "the good reload")
+        daemon.wait(
+            lambda: daemon.status().get("generation") == 1, 30, "a heartbeat after the reload"
+        )
+        assert daemon.status().get("last_error") is None  # the refusal is no longer news
     finally:
         assert daemon.stop() == 0
-    assert not layout.events("reloaded")
+    assert len(layout.events("reloaded")) == 1
     assert sorted(layout.results()) == ["r0.json", "r1.json"]
     for number in (0, 1):
         result = json.loads((layout.outbox / f"r{number}.json").read_text(encoding="utf-8"))
@@ -120,3 +128,30 @@ def test_folders_that_would_feed_the_daemon_its_own_files_are_refused(
     assert finished.returncode == 3, finished.stderr[-2000:]
     assert expected in finished.stderr, finished.stderr
     assert (tmp_path / inbox / "receipt.png").is_file()  # nothing was claimed
+
+
+def test_copies_dropped_together_are_read_once(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    png = _receipt_png(3)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for number in range(5):
+        (staging / f"copy{number}.png").write_bytes(png)
+    daemon = DaemonProcess(layout).start()
+    try:
+        for path in sorted(staging.iterdir()):
+            path.rename(layout.inbox / path.name)  # all complete, all at once
+        daemon.wait(
+            lambda: len(layout.events("done")) + len(layout.events("duplicate")) == 5,
+            90,
+            "five terminal records",
+        )
+    finally:
+        assert daemon.stop() == 0
+    assert len(layout.events("done")) == 1, "the same bytes were OCRed more than once"
+    assert len(layout.events("duplicate")) == 4
+    texts = {
+        json.loads((layout.outbox / f"copy{n}.json").read_text(encoding="utf-8"))["text"]
+        for n in range(5)
+    }
+    assert len(texts) == 1 and texts.pop().strip()

@@ -172,6 +172,8 @@ class _Service:
         self.deadlines: dict[Future[JobOutcome], float] = {}
         """Per job, the monotonic time after which the executor counts as wedged."""
         self.restarts: list[float] = []
+        self.same_bytes: dict[str, list[Claim]] = {}
+        """Claims whose bytes are being OCRed for another claim, by sha256: started after it."""
         self.parked: dict[str, _Parked] = {}
         """Claims whose last step failed, by claim folder, each with its next try."""
         self._stop_requested = False
@@ -328,7 +330,13 @@ class _Service:
             parked.pause >= self.settings.daemon.retry_max_seconds
             for parked in self.parked.values()
         )
-        return not self.ready and not self.in_flight and self.source.exhausted() and waited
+        return (
+            not self.ready
+            and not self.in_flight
+            and not self.same_bytes
+            and self.source.exhausted()
+            and waited
+        )
 
     def _dispatch(self) -> None:
         """Start jobs while slots are free: recovered and retried claims first, then settled."""
@@ -422,6 +430,9 @@ class _Service:
             return self.terminal.failed(claim, refused, [])
         sha = claim.sha256
         assert sha is not None
+        if any(other.sha256 == sha for other in self.in_flight.values()):
+            self.same_bytes.setdefault(sha, []).append(claim)  # a duplicate once that one ends
+            return True
         earlier = self.index.result_for(sha)
         verdict = policy.before_start(claim.attempts, daemon.max_attempts, earlier is not None)
         if verdict is BeforeStart.duplicate and earlier is not None:
@@ -490,6 +501,8 @@ class _Service:
         for future in [f for f in self.in_flight if f.done()]:
             claim = self.in_flight.pop(future)
             self.deadlines.pop(future, None)
+            if claim.sha256 is not None:
+                self.ready.extendleft(self.same_bytes.pop(claim.sha256, []))
             end, error, frames = _job_end(future)
             if (
                 end is JobEnd.raised
@@ -574,6 +587,8 @@ class _Service:
             return
         self.settings = settings
         self.generation += 1
+        if self.board.last_error is not None and self.board.last_error.get("file") is None:
+            self.board.last_error = None  # a refused reload (or other daemon error) is fixed
         self.executor.use_settings(settings, self.generation)
         self.terminal.use(settings.daemon, settings.outputs)
         lexicons = ", ".join(str(p) for p in settings.correct.lexicons) or "none"
@@ -594,6 +609,9 @@ class _Service:
         for claim in list(self.in_flight.values()):
             self.terminal.release(claim)
         self.in_flight.clear()
+        for waiting in self.same_bytes.values():
+            self.ready.extend(waiting)
+        self.same_bytes.clear()
         while self.ready:
             self.terminal.release(self.ready.popleft())
         for parked in self.parked.values():
@@ -604,7 +622,9 @@ class _Service:
     def _write_status(self) -> None:
         self.board.write(
             Activity(
-                queue_depth=self.source.pending() + len(self.ready),
+                queue_depth=self.source.pending()
+                + len(self.ready)
+                + sum(len(w) for w in self.same_bytes.values()),
                 in_flight=len(self.in_flight),
                 worker_pids=self.executor.worker_pids(),
                 generation=self.generation,
