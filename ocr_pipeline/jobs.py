@@ -1,13 +1,19 @@
 """One job: one input file through decoding and the engine into a :class:`DocumentResult`.
 
 Pure enough to call in-process in tests: it reads the input file and nothing else; writing
-results, moving files and retrying belong to the caller (the daemon).
+results, moving files and retrying belong to the caller (the daemon). Pages are decoded and
+OCRed one at a time, so a job holds about one page's pixels whatever its page count, and a job
+can be stopped between pages.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ocr_pipeline import __version__
@@ -15,24 +21,106 @@ from ocr_pipeline.correct import Corrector, correct_page
 from ocr_pipeline.documents import (
     DecodeLimits,
     check_byte_limit,
-    decode_document,
     media_type_for,
+    open_document,
 )
 from ocr_pipeline.engine import Engine
-from ocr_pipeline.results import DocumentResult, Source, utc_now
+from ocr_pipeline.errors import (
+    JobStoppedError,
+    SymlinkRefusedError,
+    UnreadableInputError,
+)
+from ocr_pipeline.results import DocumentResult, Page, Source, utc_now
 from ocr_pipeline.settings import DecodeSettings, Settings
 
+_READ_CHUNK = 1024 * 1024
 
-def read_input(path: Path, limits: DecodeLimits) -> bytes:
-    """Read a file's bytes, refusing it before reading when it exceeds the byte limit.
+
+def read_input(path: Path, limits: DecodeLimits, follow_symlinks: bool = False) -> bytes:
+    """Read a file's bytes safely: a regular file only, refused before reading when too large.
+
+    The file is opened once, without following a symlink (unless ``follow_symlinks``) and
+    without blocking (a FIFO dropped in the inbox must not hang the worker); the checks are
+    made on the open descriptor, so the file cannot be swapped between check and read. At most
+    ``limits.max_bytes`` bytes are read, even if the file grows meanwhile.
+
+    Args:
+        path: the input file.
+        limits: ``limits.max_bytes`` is the largest file read, bytes.
+        follow_symlinks: read a symlink's target (setting ``daemon.follow_symlinks``); when
+            False a symlink is refused.
+
+    Returns:
+        The file's bytes.
 
     Raises:
+        SymlinkRefusedError: ``path`` is a symlink and ``follow_symlinks`` is False.
+        UnreadableInputError: no read permission, or not a regular file (a FIFO, a device, a
+            directory, a symlink loop).
         InputTooLargeError: the file is larger than ``limits.max_bytes``.
-        OSError: the file cannot be read.
+        OSError: any other failure to open or read (the file vanished: ``FileNotFoundError``).
 
     """
-    check_byte_limit(path.name, path.stat().st_size, limits)
-    return path.read_bytes()
+    name = path.name
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise _open_error(path, exc, follow_symlinks) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableInputError(
+                f"{name} is not a regular file ({_file_kind(info.st_mode)}); the daemon reads "
+                "only regular files: drop the document itself as a regular file"
+            )
+        check_byte_limit(name, info.st_size, limits)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limits.max_bytes:
+            chunk = os.read(fd, min(_READ_CHUNK, limits.max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        check_byte_limit(name, size, limits)  # it grew while being read
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _open_error(path: Path, exc: OSError, follow_symlinks: bool) -> Exception:
+    """The error to raise for ``exc`` from opening ``path`` (``exc`` itself if not ours)."""
+    name = path.name
+    if exc.errno == errno.ELOOP and not follow_symlinks and path.is_symlink():
+        return SymlinkRefusedError(
+            f"{name} is a symlink; the daemon does not follow symlinks (setting "
+            "daemon.follow_symlinks = false): drop a copy of the file itself, or set "
+            "daemon.follow_symlinks = true"
+        )
+    if exc.errno == errno.ELOOP:
+        return UnreadableInputError(
+            f"{name}: too many levels of symlinks (a symlink loop); drop the file itself"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UnreadableInputError(
+            f"{name}: permission denied; give the daemon's user read permission on the file "
+            "(for example chmod a+r) and drop it again"
+        )
+    return exc
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
 
 
 def ocr_file(
@@ -42,44 +130,71 @@ def ocr_file(
     relative_path: str,
     corrector: Corrector | None = None,
     sha256: str | None = None,
+    *,
+    follow_symlinks: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DocumentResult:
-    """OCR every page of one file, then correct its lines.
+    """OCR one file page by page, correcting each page's lines.
+
+    Every limit is checked before any page is decoded (:func:`~ocr_pipeline.documents.
+    open_document`); then each page is decoded, OCRed and dropped before the next is decoded,
+    so the job holds about one page's pixels at a time (an A4 page at 300 dpi is
+    2480x3508x3 bytes, 26 MB).
 
     Args:
         path: the input file.
         engine: a ready engine.
-        limits: decoding limits (bytes, pixels, PDF resolution).
+        limits: decoding limits (bytes, pages, pixels per page and per file, PDF resolution).
         relative_path: the path recorded in ``source.relative_path`` (relative to the inbox).
         corrector: spell-correction; ``None`` or an empty lexicon leaves the text as read.
         sha256: hex sha256 of the file when the caller has it already (the daemon hashes each
             claim once, for duplicate detection); ``None`` hashes the bytes read here.
+        follow_symlinks: read a symlink's target instead of refusing it (see
+            :func:`read_input`).
+        should_stop: asked before each page after the first; when it answers True the job
+            stops there (an executor closing on SIGTERM). ``None``: never stop.
 
     Returns:
         The result, pages in document order, ``text`` pages joined by form feeds.
 
     Raises:
-        InputError: the file is unsupported, corrupt or over a limit (message names the file).
-        OSError: the file cannot be read.
+        InputError: the file is unsupported, corrupt, over a limit, a refused symlink, or
+            unreadable (message names the file and what to do).
+        JobStoppedError: ``should_stop`` answered True; the message names the file and the
+            page reached. Nothing of the document is kept.
+        OSError: the file cannot be read for another reason (it vanished).
 
     """
     started = time.perf_counter()
     media_type = media_type_for(path.name)
-    data = read_input(path, limits)
+    data = read_input(path, limits, follow_symlinks=follow_symlinks)
+    timings = {"decode": 0.0, "correct": 0.0}
+    page_results: list[Page] = []
     decode_start = time.perf_counter()
-    pages = decode_document(data, path.name, limits)
-    timings = {"decode": (time.perf_counter() - decode_start) * 1000.0}
-    page_results = []
-    timings["correct"] = 0.0
-    for page in pages:
-        page_ocr = engine.ocr(page.image, index=page.index, rotation=page.rotation)
-        for stage, ms in page_ocr.timings_ms.items():
-            timings[stage] = timings.get(stage, 0.0) + ms
-        correct_start = time.perf_counter()
-        page_result = page_ocr.page
-        if corrector is not None:
-            page_result = correct_page(page_result, corrector)
-        timings["correct"] += (time.perf_counter() - correct_start) * 1000.0
-        page_results.append(page_result)
+    with open_document(data, path.name, limits) as document:
+        pages = document.pages()
+        timings["decode"] += (time.perf_counter() - decode_start) * 1000.0
+        total = document.page_count
+        for index in range(total):
+            if index and should_stop is not None and should_stop():
+                raise JobStoppedError(
+                    f"{path.name}: stopped before page {index + 1} of {total} ({index} read) "
+                    "because the worker is shutting down; nothing of it was kept, the file is "
+                    "read again from its first page at the next start"
+                )
+            decode_start = time.perf_counter()
+            page = next(pages)
+            timings["decode"] += (time.perf_counter() - decode_start) * 1000.0
+            page_ocr = engine.ocr(page.image, index=page.index, rotation=page.rotation)
+            del page  # the next page is decoded with this one's pixels freed
+            for stage, ms in page_ocr.timings_ms.items():
+                timings[stage] = timings.get(stage, 0.0) + ms
+            correct_start = time.perf_counter()
+            page_result = page_ocr.page
+            if corrector is not None:
+                page_result = correct_page(page_result, corrector)
+            timings["correct"] += (time.perf_counter() - correct_start) * 1000.0
+            page_results.append(page_result)
     timings["total"] = (time.perf_counter() - started) * 1000.0
     source = Source(
         name=path.name,
@@ -102,7 +217,11 @@ def ocr_file(
 def decode_limits(settings: DecodeSettings) -> DecodeLimits:
     """The decoding limits of the ``decode`` settings."""
     return DecodeLimits(
-        max_bytes=settings.max_bytes, max_pixels=settings.max_pixels, pdf_dpi=settings.pdf_dpi
+        max_bytes=settings.max_bytes,
+        max_pixels=settings.max_pixels,
+        pdf_dpi=settings.pdf_dpi,
+        max_pages=settings.max_pages,
+        max_total_pixels=settings.max_total_pixels,
     )
 
 
@@ -113,7 +232,9 @@ def read(
 
     ``ocr_pipeline.read("scan.pdf").text`` needs no folders, daemon or configuration file. It
     loads the models for each call unless ``engine`` is given: to read many files, build
-    ``Engine.from_settings(settings)`` once and pass it.
+    ``Engine.from_settings(settings)`` once and pass it. A symlink is followed (the caller
+    named the path; ``daemon.follow_symlinks`` is the daemon's inbox policy), but only a
+    regular file is read.
 
     Args:
         path: a JPEG, PNG, BMP, TIFF, WebP or PDF file.
@@ -125,7 +246,8 @@ def read(
         the file name).
 
     Raises:
-        InputError: the file is unsupported, corrupt or over a limit.
+        InputError: the file is unsupported, corrupt, over a limit or unreadable (no read
+            permission, not a regular file).
         ModelError: a model is missing or corrupt (run ``ocr-pipeline models fetch``).
         ConfigError: the settings or a lexicon are invalid.
         OSError: the file cannot be read.
@@ -142,4 +264,5 @@ def read(
         decode_limits(chosen.decode),
         file.name,
         corrector_from_settings(chosen.correct),
+        follow_symlinks=True,
     )

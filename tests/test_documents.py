@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import weakref
 
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from ocr_pipeline.documents import DecodeLimits, decode_document, media_type_for
+from ocr_pipeline.documents import DecodeLimits, decode_document, media_type_for, open_document
 from ocr_pipeline.errors import CorruptInputError, InputTooLargeError, UnsupportedFormatError
 from tests.conftest import SROIE_DEV
 
@@ -115,3 +116,22 @@ def test_limits_and_bad_inputs_name_the_file() -> None:
         decode_document(empty.getvalue(), "none.pdf")
     with pytest.raises(CorruptInputError, match="not a readable PDF"):
         decode_document(b"%PDF-1.4 broken", "broken.pdf")
+
+
+def test_open_document_decodes_one_page_at_a_time_and_keeps_none(receipt: Image.Image) -> None:
+    second = Image.open(SROIE_DEV / "images" / "000.jpg").convert("RGB")
+    tiff = _encoded(receipt, "TIFF", save_all=True, append_images=[second])
+    pdf = _encoded(receipt, "PDF", save_all=True, append_images=[second], resolution=100)
+    for data, name in ((tiff, "t.tiff"), (pdf, "s.pdf")):
+        with open_document(data, name, DecodeLimits(pdf_dpi=100)) as document:
+            assert document.page_count == 2
+            pages = document.pages()
+            for index, (width, height) in enumerate(document.sizes):
+                page = next(pages)
+                assert page.index == index
+                assert abs(page.image.shape[1] - width) <= 1, (name, index)
+                assert abs(page.image.shape[0] - height) <= 1, (name, index)
+                gone = weakref.ref(page)
+                del page
+                assert gone() is None, (name, index)  # the iterator holds no decoded page
+            assert next(pages, None) is None

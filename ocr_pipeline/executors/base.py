@@ -5,7 +5,8 @@ The daemon hands an executor a :class:`Job` (which claimed file, its sha256) and
 
 * a :class:`JobOutcome` (the document's result);
 * :class:`JobError`: the job itself raised (a corrupt file, a missing model); it carries the
-  error and its last traceback frames;
+  error and its last traceback frames. ``JobError(JobStoppedError)`` is a job the executor
+  stopped between two pages as it closed: not the file's fault, nothing of it kept;
 * :class:`~ocr_pipeline.errors.WorkerLostError`: the process running the job died (segfault,
   ``kill -9``, the OOM killer);
 * :class:`~ocr_pipeline.errors.JobTimeoutError`: the job ran past ``daemon.job_timeout`` and
@@ -114,14 +115,23 @@ class Executor(Protocol):
         ...
 
     def restart(self) -> None:
-        """Stop every worker now and start fresh ones; unfinished futures end cancelled."""
+        """Stop every worker now and start fresh ones; unfinished futures end cancelled.
+
+        The fresh workers run jobs to their end again (a stop asked by :meth:`close` does not
+        carry over).
+        """
         ...
 
     def close(self, grace_seconds: float) -> bool:
-        """Let running jobs finish for up to ``grace_seconds``, then stop every worker.
+        """Ask running jobs to stop, wait up to ``grace_seconds``, then stop every worker.
+
+        A running document stops before its next page and its future ends with
+        ``JobError(JobStoppedError)``; a job on its last (or only) page finishes. An executor
+        that cannot interrupt a job (or runs none between calls, like the serial one) just
+        waits. After ``grace_seconds`` the workers are stopped whatever they are doing.
 
         Returns:
-            True when every job finished within the grace period.
+            True when every job ended within the grace period.
 
         """
         ...

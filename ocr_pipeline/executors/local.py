@@ -8,6 +8,11 @@ OOM killer), stops a job over its timeout by killing its worker, and recycles wo
 * each worker process holds one :class:`~ocr_pipeline.executors.worker.Worker`, created as the
   process starts, which loads the engine and lexicons then (off the first job's clock);
 * workers ignore SIGINT, so Ctrl-C reaches only the daemon, which drains them;
+* a stop event, made from the spawn context with each pool and handed to every worker process
+  through pebble's ``initializer``/``initargs``: :meth:`LocalPoolExecutor.close` sets it, and a
+  running document stops before its next page with
+  :class:`~ocr_pipeline.errors.JobStoppedError` (its future ends as :class:`JobError`), so a
+  drain takes about one page, not the rest of a long document;
 * workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
   threaded process can deadlock;
 * worker count and intra-op threads come from the CPUs this process may use
@@ -26,6 +31,7 @@ import os
 import signal
 from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from pebble import ProcessExpired, ProcessPool
@@ -46,15 +52,20 @@ REMOTE_FRAMES = 6
 _process_worker: Worker | None = None
 
 
-def _start_worker(settings: Settings, generation: int) -> None:
+def _start_worker(settings: Settings, generation: int, stop: Event) -> None:
     """Worker process start-up: leave SIGINT to the daemon, then load the engine and lexicons.
+
+    Args:
+        settings: the settings to load the engine and lexicons from.
+        generation: their generation.
+        stop: the pool's stop event; jobs stop between pages once it is set.
 
     A load that fails leaves the worker empty: its first job loads again and fails with the
     error, which names the file and the fix.
     """
     global _process_worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _process_worker = Worker()
+    _process_worker = Worker(should_stop=stop.is_set)
     try:
         _process_worker.load(settings, generation)
     except Exception:  # reported again by the first job, with its file name
@@ -152,12 +163,15 @@ class LocalPoolExecutor:
         self._generation = generation
 
     def _start_pool(self) -> ProcessPool:
+        """A new pool with a fresh (unset) stop event, shared by all its worker processes."""
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
         return ProcessPool(
             max_workers=self._workers,
             max_tasks=self._max_jobs,
             initializer=_start_worker,
-            initargs=(self._settings, self._generation),
-            context=multiprocessing.get_context("spawn"),
+            initargs=(self._settings, self._generation, self._stop),
+            context=context,
         )
 
     def submit(self, job: Job) -> Future[JobOutcome]:
@@ -183,19 +197,28 @@ class LocalPoolExecutor:
         return sorted(p.pid for p in multiprocessing.active_children() if p.pid is not None)
 
     def restart(self) -> None:
-        """Stop every worker now (a broken or wedged pool) and start a fresh pool."""
+        """Stop every worker now (a broken or wedged pool) and start a fresh pool.
+
+        The new pool has a new, unset stop event: a restart after :meth:`close` runs jobs again.
+        """
         self._pool.stop()  # type: ignore[no-untyped-call]
         with contextlib.suppress(TimeoutError, RuntimeError):  # workers are gone either way
             self._pool.join(timeout=10)
         self._pool = self._start_pool()
 
     def close(self, grace_seconds: float) -> bool:
-        """Let running jobs finish for up to ``grace_seconds``, then stop the workers.
+        """Stop running documents at their next page, wait up to ``grace_seconds``, then stop.
+
+        Sets the stop event first: a running job finishes the page it is on and ends with
+        ``JobError(JobStoppedError)`` (a one-page job simply finishes). Jobs still queued run
+        their first page only. Workers still busy after ``grace_seconds`` are stopped
+        (pebble's ``stop``), as before.
 
         Returns:
-            True when every job finished within the grace period.
+            True when every job ended within the grace period.
 
         """
+        self._stop.set()
         self._pool.close()  # type: ignore[no-untyped-call]
         try:
             self._pool.join(timeout=grace_seconds)

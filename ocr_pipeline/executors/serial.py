@@ -77,7 +77,10 @@ class SerialExecutor:
         self._worker.forget()
 
     def close(self, grace_seconds: float) -> bool:
-        """Nothing runs between calls: always finished."""
+        """Nothing runs between calls (each job ran inside :meth:`submit`): always finished.
+
+        So there is nothing to stop between pages; the worker is made without ``should_stop``.
+        """
         return True
 
     def worker_pids(self) -> list[int]:

@@ -2,12 +2,15 @@
 
 An executor keeps one :class:`Worker` per worker process (or actor, or the test process) and
 calls :meth:`Worker.run` for each job. Models and lexicons load once per settings generation: a
-SIGHUP reload bumps the generation and each worker reloads at its next job.
+SIGHUP reload bumps the generation and each worker reloads at its next job. A worker made with
+``should_stop`` ends a running document between two pages when it answers True (the local
+executor's stop event, set as it closes).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ocr_pipeline.correct import Corrector, corrector_from_settings
 from ocr_pipeline.engine import Engine
@@ -18,9 +21,16 @@ from ocr_pipeline.settings import Settings
 
 
 class Worker:
-    """Loads the engine for a settings generation and runs jobs with it."""
+    """Loads the engine for a settings generation and runs jobs with it.
 
-    def __init__(self) -> None:
+    Args:
+        should_stop: asked between the pages of a job; True stops the job with
+            :class:`~ocr_pipeline.errors.JobStoppedError`. ``None``: jobs always run to the end.
+
+    """
+
+    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
+        self._should_stop = should_stop
         self._engine: Engine | None = None
         self._corrector: Corrector | None = None
         self._generation = -1
@@ -46,8 +56,13 @@ class Worker:
     def run(self, recipe: JobRecipe) -> JobOutcome:
         """OCR one claimed file, loading the recipe's generation first if needed.
 
+        A symlink is read only with ``daemon.follow_symlinks``; the job stops between pages
+        when the worker's ``should_stop`` answers True.
+
         Raises:
-            InputError: the file is unsupported, corrupt or over a limit.
+            InputError: the file is unsupported, corrupt, over a limit, a refused symlink or
+                unreadable.
+            JobStoppedError: ``should_stop`` answered True before the last page.
             ModelError: a model is missing or corrupt.
             OSError: the file cannot be read.
 
@@ -64,6 +79,8 @@ class Worker:
                 job.relative,
                 self._corrector,
                 sha256=job.sha256,
+                follow_symlinks=recipe.settings.daemon.follow_symlinks,
+                should_stop=self._should_stop,
             )
         finally:
             release_free_memory()
