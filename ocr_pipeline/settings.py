@@ -353,6 +353,22 @@ class DaemonSettings(_Section):
             "(writing results, moving an original, claiming), seconds; pauses double from 1 s."
         ),
     )
+    worker_silence_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "A worker whose heartbeat (one a second) is older than this is reported (status, "
+            "health unhealthy); at twice this it is stopped and its file retried, seconds."
+        ),
+    )
+    fault_wait_seconds: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "How long the daemon waits for damaged or missing models or lexicons to be restored "
+            "(files stay claimed, health unhealthy) before it stops with exit 4, seconds."
+        ),
+    )
     instance: str = Field(
         "default",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

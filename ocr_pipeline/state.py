@@ -257,6 +257,19 @@ def check_health(path: Path, max_age_seconds: float) -> tuple[bool, str]:
             f"status file {path} is {age:.0f} s old (limit {max_age_seconds:.0f} s): "
             f"daemon pid {status.get('pid')} is hung or dead; check its log and restart it"
         )
+    silent = status.get("silent_workers") or []
+    if silent:
+        worst = max(silent, key=lambda worker: worker.get("seconds", 0))
+        return False, (
+            f"daemon pid {status.get('pid')}: worker pid {worst.get('pid')} has been silent for "
+            f"{worst.get('seconds')} s (stopped or hung) while reading {worst.get('file')}; "
+            "the daemon stops it at twice daemon.worker_silence_seconds and retries the file"
+        )
+    if status.get("held"):
+        return False, (
+            f"daemon pid {status.get('pid')} holds every file: {status['held']}; restore the "
+            "models (ocr-pipeline models fetch) or the lexicons and it resumes by itself"
+        )
     stuck = status.get("stuck") or 0
     if stuck:
         last = (status.get("last_error") or {}).get("error", "see the daemon's log")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from PIL import Image
 
 from tests.conftest import SROIE_DEV
 from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout
@@ -155,3 +156,85 @@ def test_copies_dropped_together_are_read_once(tmp_path: Path) -> None:
         for n in range(5)
     }
     assert len(texts) == 1 and texts.pop().strip()
+
+
+# ----------------------------------------------------------------- models damaged after start
+
+
+def test_model_damaged_after_start_holds_files_until_restored(tmp_path: Path) -> None:
+    """A truncated recognizer plus a killed worker: no file fails; health says why; resumes."""
+    store = tmp_path / "models"
+    store.mkdir()
+    models_dir = Path(os.environ.get("OCR_PIPELINE_MODELS__DIR", "models")).resolve()
+    for model in models_dir.iterdir():
+        (store / model.name).symlink_to(model)  # a private store whose files we may damage
+    recognizer = store / "ppocrv6-small-rec.onnx"
+    recognizer.unlink()
+    good_bytes = (models_dir / recognizer.name).read_bytes()
+    recognizer.write_bytes(good_bytes)
+    layout = Layout(tmp_path)
+    env = {"OCR_PIPELINE_MODELS__DIR": str(store)}
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        (layout.inbox / "before.png").write_bytes(_receipt_png(4))
+        daemon.wait(lambda: len(layout.events("done")) == 1, 90, "a file done with good models")
+
+        recognizer.write_bytes(good_bytes[: len(good_bytes) // 2])  # damaged after start
+        for pid in daemon.status().get("worker_pids", []):
+            os.kill(pid, signal.SIGKILL)  # the replacements load the damaged file
+        for number in (5, 6, 7):
+            (layout.inbox / f"r{number}.png").write_bytes(_receipt_png(number))
+        daemon.wait(lambda: bool(daemon.status().get("held")), 90, "the daemon holding files")
+        health = _cli("health", str(layout.outbox))
+        assert health.returncode == 1, health.stdout
+        assert "ppocrv6-small-rec" in health.stdout and "models fetch" in health.stdout
+        assert not layout.events("failed"), "a good scan was failed for a damaged model"
+
+        recognizer.write_bytes(good_bytes)  # restored
+        daemon.wait(lambda: len(layout.events("done")) == 4, 120, "the held files done")
+        daemon.wait(lambda: not daemon.status().get("held"), 30, "the hold lifted")
+        assert _cli("health", str(layout.outbox)).returncode == 0
+    finally:
+        assert daemon.stop() == 0
+    assert not layout.events("failed")
+    for number in (5, 6, 7):
+        result = json.loads((layout.outbox / f"r{number}.json").read_text(encoding="utf-8"))
+        assert result["text"].strip()
+
+
+# ----------------------------------------------------------------- a worker that stops answering
+
+
+def test_stopped_worker_makes_health_unhealthy_then_its_file_is_retried(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    started = tmp_path / "started"
+    started.mkdir()
+    pages = [Image.open(SROIE_DEV / "images" / f"{n:03d}.jpg").convert("RGB") for n in range(6)]
+    pdf = tmp_path / "six.pdf"
+    pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=150)
+    env = {
+        "OCR_PIPELINE_TEST_STARTED_DIR": str(started),
+        "OCR_PIPELINE_DAEMON__WORKER_SILENCE_SECONDS": "3",
+        "OCR_PIPELINE_DAEMON__WORKERS": "1",
+    }
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        pdf.rename(layout.inbox / "six.pdf")
+        daemon.wait(lambda: any(started.iterdir()), 60, "the job's start")
+        pid = int(next(started.iterdir()).name.removeprefix("started-"))
+        os.kill(pid, signal.SIGSTOP)  # as a frozen process, or a debugger, would
+        daemon.wait(
+            lambda: _cli("health", str(layout.outbox)).returncode == 1,
+            60,
+            "health unhealthy for the silent worker",
+        )
+        health = _cli("health", str(layout.outbox))
+        assert f"worker pid {pid}" in health.stdout and "six.pdf" in health.stdout
+        daemon.wait(lambda: bool(layout.events("done")), 300, "the file done on a new worker")
+    finally:
+        assert daemon.stop() == 0
+    retried = [r for r in layout.events("retried") if r["source"] == "six.pdf"]
+    assert retried and "silent" in retried[0]["message"], retried
+    assert not layout.events("failed")
+    result = json.loads((layout.outbox / "six.json").read_text(encoding="utf-8"))
+    assert len(result["pages"]) == 6

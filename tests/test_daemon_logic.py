@@ -65,6 +65,8 @@ def test_before_start(attempts: int, has_result: bool, expected: BeforeStart) ->
         (JobEnd.executor_broken, 1, True, Decision(Action.release, 1)),
         (JobEnd.changed, 0, False, Decision(Action.release, 0)),  # writer still writing
         (JobEnd.stopped, 0, True, Decision(Action.release, 0)),  # stopped between pages
+        (JobEnd.setup_failed, 1, False, Decision(Action.hold, 1)),  # models: daemon's fault
+        (JobEnd.setup_failed, 1, True, Decision(Action.release, 1)),
         (JobEnd.cancelled, 1, True, Decision(Action.release, 1)),
         (JobEnd.cancelled, 0, True, Decision(Action.release, 0)),
     ],

@@ -4,7 +4,8 @@ The daemon asks twice per job. Before starting it (:func:`before_start`): reuse 
 result of the same bytes (duplicate), set the file aside as poison because its counted tries
 are used up, or start a job. After the job ends (:func:`after_job`): done, failed, retried,
 poison, handed out again because the executor broke (not the file's fault), or released back to
-the inbox because the daemon is draining or the file was still being written.
+the inbox because the daemon is draining or the file was still being written, or held because
+the worker could not load its models or lexicons (damaged after start: the daemon's fault).
 
 ``attempts`` counts only the tries that were the file's fault: its worker died (segfault,
 ``kill -9``, the OOM killer) or it ran past the timeout. A daemon killed mid-job, a broken pool,
@@ -40,6 +41,8 @@ class JobEnd(StrEnum):
     """The job's own error, but the file changed after its claim: its writer was not done."""
     stopped = "stopped"
     """Stopped between pages because the executor is closing."""
+    setup_failed = "setup_failed"
+    """The worker could not load its models or lexicons: the daemon's fault, not the file's."""
     worker_lost = "worker_lost"
     timed_out = "timed_out"
     executor_broken = "executor_broken"
@@ -59,6 +62,8 @@ class Action(StrEnum):
     """Start the file again, first in line, after restarting the executor; not counted."""
     release = "release"
     """Give the file back to the inbox (draining, or its writer was still writing)."""
+    hold = "hold"
+    """Keep the file claimed, first in line, and start nothing until the models check again."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ def after_job(end: JobEnd, attempts: int, max_attempts: int, draining: bool) -> 
         return Decision(Action.done, attempts)
     if end is JobEnd.raised:
         return Decision(Action.fail, attempts)
+    if end is JobEnd.setup_failed and not draining:
+        return Decision(Action.hold, attempts)
     if end is JobEnd.timed_out:
         return Decision(Action.fail, attempts + 1)
     if end is JobEnd.worker_lost and not draining:

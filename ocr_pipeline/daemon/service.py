@@ -44,6 +44,7 @@ from ocr_pipeline.errors import (
     InternalError,
     JobStoppedError,
     JobTimeoutError,
+    ModelError,
     OcrPipelineError,
     PoolError,
     UnreadableInputError,
@@ -56,6 +57,7 @@ from ocr_pipeline.executors import (
     JobError,
     JobOutcome,
     LocalPoolExecutor,
+    WorkerSilence,
     traceback_lines,
 )
 from ocr_pipeline.folders import Folders
@@ -69,6 +71,8 @@ STALL_MARGIN_SECONDS = 60.0
 """Grace beyond ``daemon.job_timeout`` before an unfinished job means a lost worker."""
 RESTARTS_PER_MINUTE = 5
 """Executor restarts in a minute beyond which the daemon stops (workers die as they start)."""
+HOLD_CHECK_SECONDS = 5.0
+"""While held (models or lexicons cannot be loaded), how often the daemon checks them, seconds."""
 FIRST_RETRY_SECONDS = 1.0
 """First pause before a failed step (write, move, read) is tried again; it doubles each time
 up to ``daemon.retry_max_seconds``."""
@@ -176,6 +180,14 @@ class _Service:
         """Claims whose bytes are being OCRed for another claim, by sha256: started after it."""
         self.parked: dict[str, _Parked] = {}
         """Claims whose last step failed, by claim folder, each with its next try."""
+        self.silent: list[WorkerSilence] = []
+        """Workers whose heartbeat stopped, as of the last status tick."""
+        self._silenced: dict[str, str] = {}
+        """Inbox-relative file -> why its worker was stopped (for the retry record)."""
+        self.held: str | None = None
+        """Why no job starts: a worker could not load the models or lexicons (``None``: none)."""
+        self._held_since = 0.0
+        self._next_hold_check = 0.0
         self._stop_requested = False
         self._reload_requested = False
         self._inbox_missing = False
@@ -212,6 +224,11 @@ class _Service:
                 workers=self.executor.slots,
                 threads_per_worker=self.executor.threads_per_worker,
                 observer=self.source.observer_kind,
+                held=self.held,
+                silent_workers=[
+                    {"pid": w.pid, "seconds": round(w.seconds, 1), "file": w.job}
+                    for w in self.silent
+                ],
             )
             for claim in self.source.recover():
                 if claim.pending is not None:
@@ -267,11 +284,13 @@ class _Service:
             self._collect(draining=False)
             self._check_stalled()
             self._retry_parked()
+            self._check_held()
             self._dispatch()
             now = time.monotonic()
             if self.source.rescan_if_due(now):
                 self.wake.set()
             if now >= next_status:
+                self._check_silent_workers()
                 self._write_status()
                 next_status = now + self.settings.daemon.status_seconds
             if not self.watch and self._idle():
@@ -284,6 +303,8 @@ class _Service:
             if settle is not None and len(self.in_flight) < self.executor.slots:
                 waits.append(settle)
             waits.extend(parked.due - now for parked in self.parked.values())
+            if self.held is not None:
+                waits.append(self._next_hold_check - now)
             self.wake.wait(timeout=max(0.01, min(waits)))
 
     def _check_inbox(self) -> None:
@@ -340,6 +361,8 @@ class _Service:
 
     def _dispatch(self) -> None:
         """Start jobs while slots are free: recovered and retried claims first, then settled."""
+        if self.held is not None:
+            return
         slots = self.executor.slots
         while len(self.in_flight) < slots and self.ready:
             claim = self.ready.popleft()
@@ -392,6 +415,56 @@ class _Service:
             if parked.due <= now:
                 del self.parked[key]
                 self._handle(parked.claim, parked.retry, parked.pause)
+
+    def _hold(self, reason: str) -> None:
+        """Start no job until the models and lexicons check again (a worker could not load them).
+
+        The files stay claimed, first in line; health turns unhealthy with ``reason``.
+        """
+        now = time.monotonic()
+        if self.held is None:
+            self.log.error(
+                "workers cannot load the models or lexicons; holding the files until they are "
+                "restored",
+                error=reason,
+                wait_seconds=self.settings.daemon.fault_wait_seconds,
+            )
+            if not self._held_since:
+                self._held_since = now
+            self._next_hold_check = now + HOLD_CHECK_SECONDS
+        self.held = reason
+        self.board.error(None, f"holding every file: {reason}")
+
+    def _check_held(self) -> None:
+        """While held, check the models every ``HOLD_CHECK_SECONDS``; resume once they pass.
+
+        Raises:
+            ModelError: still failing after ``daemon.fault_wait_seconds``; the daemon stops
+                (exit 4) and gives the held files back to the inbox.
+
+        """
+        now = time.monotonic()
+        if self.held is None or now < self._next_hold_check:
+            return
+        try:
+            check_models(self.settings)
+        except OcrPipelineError as exc:
+            self.held = str(exc)
+            self._next_hold_check = now + HOLD_CHECK_SECONDS
+            waited = now - self._held_since
+            if waited > self.settings.daemon.fault_wait_seconds:
+                raise ModelError(
+                    f"workers could not load the models or lexicons for {waited:.0f} s "
+                    f"(daemon.fault_wait_seconds): {exc}; fix them and start the daemon again "
+                    "(the files are back in the inbox)"
+                ) from exc
+            return
+        self.log.info("models and lexicons check again; restarting the workers")
+        self.held = None
+        if self.board.last_error is not None and self.board.last_error.get("file") is None:
+            self.board.last_error = None
+        self.executor.restart()
+        self.wake.set()
 
     def _start(self, claim: Claim) -> bool:
         """Refuse an unreadable file, reuse a result, fail a poison file, or submit a job.
@@ -461,6 +534,31 @@ class _Service:
         that would otherwise wait forever.
         """
         return self.settings.daemon.job_timeout + STALL_MARGIN_SECONDS
+
+    def _check_silent_workers(self) -> None:
+        """Report workers silent past ``daemon.worker_silence_seconds``; stop them at twice that.
+
+        Their files are retried on a fresh worker (a counted try: a file that hangs its worker
+        every time becomes a poison file).
+        """
+        bound = self.settings.daemon.worker_silence_seconds
+        silent = self.executor.silent_workers(bound)
+        known = {worker.pid for worker in self.silent}
+        for worker in silent:
+            reading = f" while reading {worker.job}" if worker.job else " (idle)"
+            message = (
+                f"worker pid {worker.pid} silent for {worker.seconds:.0f} s (stopped or hung)"
+                f"{reading}"
+            )
+            if worker.pid not in known:
+                self.log.error("worker silent", pid=worker.pid, file=worker.job, error=message)
+                self.board.error(worker.job, message)
+            if worker.seconds > 2 * bound:
+                self.log.error("stopping a silent worker", pid=worker.pid, file=worker.job)
+                if worker.job:
+                    self._silenced[worker.job] = f"{message}; it was stopped"
+                self.executor.stop_worker(worker.pid)
+        self.silent = silent
 
     def _check_stalled(self) -> None:
         """Restart the executor when a job has waited past its stall deadline."""
@@ -536,6 +634,7 @@ class _Service:
         """Carry out one decision (not ``requeue``); False when a step must be tried again."""
         relative = claim.relative.as_posix()
         if action is Action.done:
+            self._held_since = 0.0  # a job ran: a later hold is a new fault
             return self.terminal.done(claim, future.result())
         if action is Action.fail:
             if isinstance(error, JobTimeoutError):
@@ -548,6 +647,7 @@ class _Service:
             )
         if action is Action.retry:
             exitcode = error.exitcode if isinstance(error, WorkerLostError) else None
+            why = self._silenced.pop(relative, f"worker died (exit code {exitcode})")
             self.board.retried()
             self.audit.record(
                 "retried",
@@ -555,10 +655,14 @@ class _Service:
                 sha256=claim.sha256,
                 attempt=claim.started + 1,
                 error_type="WorkerLostError",
-                message=f"worker died (exit code {exitcode}); trying again",
+                message=f"{why}; trying again",
             )
             self.log.warning("worker died, retrying", file=relative, exitcode=exitcode)
             self.ready.appendleft(claim)
+            return True
+        if action is Action.hold:
+            self.ready.appendleft(claim)
+            self._hold(str(error))
             return True
         if end is JobEnd.changed:
             self.log.warning("still being written; given back to the inbox", file=relative)
@@ -631,6 +735,11 @@ class _Service:
                 rescans=self.source.rescans,
                 stuck=[parked.claim.relative.as_posix() for parked in self.parked.values()],
                 observer=self.source.observer_kind,
+                held=self.held,
+                silent_workers=[
+                    {"pid": w.pid, "seconds": round(w.seconds, 1), "file": w.job}
+                    for w in self.silent
+                ],
             )
         )
 
@@ -645,6 +754,8 @@ def _job_end(future: Future[JobOutcome]) -> tuple[JobEnd, BaseException | None, 
     if isinstance(error, JobError):
         if isinstance(error.error, JobStoppedError):
             return JobEnd.stopped, error.error, error.frames
+        if isinstance(error.error, (ModelError, ConfigError)):
+            return JobEnd.setup_failed, error.error, error.frames
         return JobEnd.raised, error.error, error.frames
     if isinstance(error, WorkerLostError):
         return JobEnd.worker_lost, error, []

@@ -49,6 +49,10 @@ class Activity:
     """Claims waiting to retry a failed step (full disk, permissions), inbox-relative."""
     observer: str | None = None
     """The observer watching the inbox (native, polling), ``None`` for ``run``."""
+    held: str | None = None
+    """Why no job starts (workers cannot load the models or lexicons), ``None``: running."""
+    silent_workers: list[dict[str, Any]] = field(default_factory=list)
+    """Workers with no heartbeat past ``daemon.worker_silence_seconds``: pid, seconds, file."""
 
 
 class StatusBoard:
@@ -118,6 +122,8 @@ class StatusBoard:
             "generation": activity.generation,
             "rescans": activity.rescans,
             "observer": activity.observer,
+            "held": activity.held,
+            "silent_workers": activity.silent_workers,
             "stuck": len(activity.stuck),
             "stuck_files": activity.stuck[:20],
             "jobs": {

@@ -13,6 +13,7 @@ from ocr_pipeline.executors.base import (
     JobError,
     JobOutcome,
     JobRecipe,
+    WorkerSilence,
     traceback_lines,
 )
 from ocr_pipeline.executors.local import LocalPoolExecutor
@@ -27,5 +28,6 @@ __all__ = [
     "JobRecipe",
     "LocalPoolExecutor",
     "SerialExecutor",
+    "WorkerSilence",
     "traceback_lines",
 ]

@@ -68,6 +68,17 @@ class JobOutcome:
     """Settings generation the worker's engine and lexicons were loaded from."""
 
 
+@dataclass(frozen=True)
+class WorkerSilence:
+    """A worker whose heartbeat stopped: stopped (``SIGSTOP``) or hung."""
+
+    pid: int
+    seconds: float
+    """Since its last heartbeat, seconds."""
+    job: str | None
+    """The inbox-relative file it was reading, ``None`` when idle."""
+
+
 class JobError(Exception):
     """The job raised: ``error`` is what it raised, ``frames`` its last traceback lines.
 
@@ -138,6 +149,14 @@ class Executor(Protocol):
 
     def worker_pids(self) -> list[int]:
         """Pids of the live worker processes (for the status file)."""
+        ...
+
+    def silent_workers(self, after_seconds: float) -> list[WorkerSilence]:
+        """Workers with no heartbeat for more than ``after_seconds`` (none for in-process)."""
+        ...
+
+    def stop_worker(self, pid: int) -> None:
+        """End one silent worker; its job, if any, ends as ``WorkerLostError`` (retried)."""
         ...
 
 

@@ -13,6 +13,11 @@ OOM killer), stops a job over its timeout by killing its worker, and recycles wo
   running document stops before its next page with
   :class:`~ocr_pipeline.errors.JobStoppedError` (its future ends as :class:`JobError`), so a
   drain takes about one page, not the rest of a long document;
+* a heartbeat: each worker process touches ``<pid>`` in the executor's private temporary folder
+  every :data:`HEARTBEAT_SECONDS` from a thread of its own, and writes there the file it is
+  reading; a worker stopped (``SIGSTOP``, a frozen VM, a debugger) stops beating, which
+  :meth:`LocalPoolExecutor.silent_workers` reports and :meth:`LocalPoolExecutor.stop_worker`
+  ends, so pebble replaces it;
 * workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
   threaded process can deadlock;
 * worker count and intra-op threads come from the CPUs this process may use
@@ -28,7 +33,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
+import threading
+import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.synchronize import Event
@@ -38,7 +47,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from ocr_pipeline.cpus import available_cpus
 from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
-from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe
+from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe, WorkerSilence
 from ocr_pipeline.executors.worker import Worker
 from ocr_pipeline.settings import Settings
 
@@ -46,25 +55,43 @@ CRASH_MARKER_ENV = "OCR_PIPELINE_TEST_CRASH_MARKER"
 STARTED_DIR_ENV = "OCR_PIPELINE_TEST_STARTED_DIR"
 REMOTE_FRAMES = 6
 """Traceback lines of a worker's error kept in the error report."""
+HEARTBEAT_SECONDS = 1.0
+"""How often a worker process touches its heartbeat file, seconds."""
 
 # The worker process's own state: set by ``_start_worker`` in each pool process, never in the
 # daemon's process. It belongs to this executor alone.
 _process_worker: Worker | None = None
+_heartbeat_file: Path | None = None
 
 
-def _start_worker(settings: Settings, generation: int, stop: Event) -> None:
+def _beat_forever(path: Path) -> None:
+    """Touch ``path`` every ``HEARTBEAT_SECONDS`` (a daemon thread of the worker process)."""
+    while True:
+        with contextlib.suppress(OSError):  # the folder goes when the executor closes
+            os.utime(path)
+        time.sleep(HEARTBEAT_SECONDS)
+
+
+def _start_worker(settings: Settings, generation: int, stop: Event, beats: str) -> None:
     """Worker process start-up: leave SIGINT to the daemon, then load the engine and lexicons.
 
     Args:
         settings: the settings to load the engine and lexicons from.
         generation: their generation.
         stop: the pool's stop event; jobs stop between pages once it is set.
+        beats: the executor's heartbeat folder.
 
     A load that fails leaves the worker empty: its first job loads again and fails with the
     error, which names the file and the fix.
     """
-    global _process_worker
+    global _process_worker, _heartbeat_file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _heartbeat_file = Path(beats, str(os.getpid()))
+    with contextlib.suppress(OSError):
+        _heartbeat_file.write_text("", encoding="utf-8")
+    threading.Thread(
+        target=_beat_forever, args=(_heartbeat_file,), name="heartbeat", daemon=True
+    ).start()
     _process_worker = Worker(should_stop=stop.is_set)
     try:
         _process_worker.load(settings, generation)
@@ -74,9 +101,20 @@ def _start_worker(settings: Settings, generation: int, stop: Event) -> None:
 
 def _run_in_worker(recipe: JobRecipe) -> JobOutcome:
     """The function each pool process runs for a job (see :meth:`Worker.run`)."""
-    _test_hooks(recipe.job)
-    worker = _process_worker if _process_worker is not None else Worker()
-    return worker.run(recipe)
+    _note_job(recipe.job.relative)
+    try:
+        _test_hooks(recipe.job)
+        worker = _process_worker if _process_worker is not None else Worker()
+        return worker.run(recipe)
+    finally:
+        _note_job("")
+
+
+def _note_job(relative: str) -> None:
+    """Write the file this worker is reading into its heartbeat file (empty: idle)."""
+    if _heartbeat_file is not None:
+        with contextlib.suppress(OSError):
+            _heartbeat_file.write_text(relative, encoding="utf-8", errors="surrogateescape")
 
 
 def _test_hooks(job: Job) -> None:
@@ -141,6 +179,7 @@ class LocalPoolExecutor:
     """
 
     def __init__(self, settings: Settings, generation: int = 0) -> None:
+        self._beats = Path(tempfile.mkdtemp(prefix="ocr-pipeline-workers-"))
         self._workers = worker_count(settings)
         self._max_jobs = settings.daemon.max_jobs_per_worker
         self.use_settings(settings, generation)
@@ -170,7 +209,7 @@ class LocalPoolExecutor:
             max_workers=self._workers,
             max_tasks=self._max_jobs,
             initializer=_start_worker,
-            initargs=(self._settings, self._generation, self._stop),
+            initargs=(self._settings, self._generation, self._stop, str(self._beats)),
             context=context,
         )
 
@@ -196,6 +235,32 @@ class LocalPoolExecutor:
         """Pids of the live worker processes."""
         return sorted(p.pid for p in multiprocessing.active_children() if p.pid is not None)
 
+    def silent_workers(self, after_seconds: float) -> list[WorkerSilence]:
+        """Live workers whose heartbeat is older than ``after_seconds`` (stopped or hung).
+
+        A worker that has not started beating yet (loading its models) is not reported.
+        """
+        now = time.time()
+        silent = []
+        for pid in self.worker_pids():
+            beat = self._beats / str(pid)
+            try:
+                age = now - beat.stat().st_mtime
+                job = beat.read_text(encoding="utf-8", errors="surrogateescape") or None
+            except OSError:
+                continue
+            if age > after_seconds:
+                silent.append(WorkerSilence(pid=pid, seconds=age, job=job))
+        return silent
+
+    def stop_worker(self, pid: int) -> None:
+        """SIGKILL one worker (stopped or hung); pebble replaces it.
+
+        Its job ends as :class:`~ocr_pipeline.errors.WorkerLostError`.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
     def restart(self) -> None:
         """Stop every worker now (a broken or wedged pool) and start a fresh pool.
 
@@ -204,6 +269,7 @@ class LocalPoolExecutor:
         self._pool.stop()  # type: ignore[no-untyped-call]
         with contextlib.suppress(TimeoutError, RuntimeError):  # workers are gone either way
             self._pool.join(timeout=10)
+        self._beats.mkdir(parents=True, exist_ok=True)  # removed by an earlier close()
         self._pool = self._start_pool()
 
     def close(self, grace_seconds: float) -> bool:
@@ -227,3 +293,5 @@ class LocalPoolExecutor:
             self._pool.stop()  # type: ignore[no-untyped-call]
             self._pool.join()
             return False
+        finally:
+            shutil.rmtree(self._beats, ignore_errors=True)

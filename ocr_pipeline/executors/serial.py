@@ -14,7 +14,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
-from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe, traceback_lines
+from ocr_pipeline.executors.base import (
+    Job,
+    JobError,
+    JobOutcome,
+    JobRecipe,
+    WorkerSilence,
+    traceback_lines,
+)
 from ocr_pipeline.executors.worker import Worker
 from ocr_pipeline.settings import Settings
 
@@ -86,3 +93,10 @@ class SerialExecutor:
     def worker_pids(self) -> list[int]:
         """The calling process, where the jobs run."""
         return [os.getpid()]
+
+    def silent_workers(self, after_seconds: float) -> list[WorkerSilence]:
+        """None: jobs run in the caller's thread, which is the one that would ask."""
+        return []
+
+    def stop_worker(self, pid: int) -> None:
+        """Nothing to stop (there is no worker process)."""
