@@ -73,6 +73,13 @@ class Block(_Record):
     lines: list[int] = Field(description="Indices into the page's lines, in reading order.")
 
 
+class PageError(_Record):
+    """Why one page of a document could not be read (the other pages were)."""
+
+    type: str = Field(description="Exception class, e.g. CorruptInputError.")
+    message: str = Field(description="What went wrong and what to do; names the file and page.")
+
+
 class Page(_Record):
     """One page of the input and its lines in reading order."""
 
@@ -98,6 +105,25 @@ class Page(_Record):
     )
     text: str = Field(
         description="Lines in reading order: same row by a space, rows by \\n, blocks by \\n\\n."
+    )
+    dpi: int | None = Field(
+        None,
+        description=(
+            "Resolution a PDF page was rendered at, dots per inch: decode.pdf_dpi, or lower "
+            "when that would pass decode.max_pixels (never below decode.min_pdf_dpi); null for "
+            "images."
+        ),
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What was done differently on this page, e.g. rendered at a lower dpi.",
+    )
+    error: PageError | None = Field(
+        None,
+        description=(
+            "Set when this page could not be decoded, rendered or read: its lines are empty "
+            "and its text is \"\" (an empty page in the TXT), the other pages are as usual."
+        ),
     )
 
 
@@ -214,6 +240,12 @@ class DocumentResult(_Record):
     source: Source
     pages: list[Page]
     text: str = Field(description="All pages' text; pages joined by a form feed (\\f).")
+    outcome: Literal["done", "partial"] = Field(
+        "done",
+        description=(
+            "partial: at least one page has an error (pages[].error); the others were read."
+        ),
+    )
     models: dict[str, ModelRef] = Field(description="detector, recognizer, classifier.")
     timings_ms: dict[str, float] = Field(description="Per stage, summed over pages, and total.")
     created_at: str = Field(description="RFC 3339 UTC time the result was made.")
@@ -261,6 +293,16 @@ class ErrorReport(_Record):
         description=(
             "Present only when the source path is not valid UTF-8: its original bytes, base64."
         ),
+    )
+    failed_pages: list[int] = Field(
+        default_factory=list,
+        description=(
+            "For a partial result: the 1-based numbers of the pages that could not be read "
+            "(the original was archived and the other pages' results written)."
+        ),
+    )
+    result: str | None = Field(
+        None, description="For a partial result: its JSON, relative to the outbox."
     )
 
     @model_validator(mode="before")

@@ -66,6 +66,15 @@ class DecodeSettings(_Section):
         100_000_000, gt=0, description="Largest page, pixels (width x height); bombs are refused."
     )
     pdf_dpi: int = Field(300, ge=36, le=1200, description="PDF render resolution, dots per inch.")
+    min_pdf_dpi: int = Field(
+        150,
+        ge=36,
+        le=1200,
+        description=(
+            "Lowest resolution a PDF page may be rendered at to stay within max_pixels, dots "
+            "per inch; a page that needs less is an error of that page."
+        ),
+    )
     max_pages: int = Field(
         500, ge=1, description="Most pages of one file (PDF, TIFF); more is refused."
     )
