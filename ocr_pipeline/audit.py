@@ -63,8 +63,18 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-AUDIT_EVENTS = ("claimed", "done", "failed", "duplicate", "retried", "released", "reloaded")
-"""State changes recorded in the audit log (``released``: put back in the inbox on shutdown)."""
+AUDIT_EVENTS = (
+    "claimed",
+    "done",
+    "partial",
+    "failed",
+    "duplicate",
+    "retried",
+    "released",
+    "reloaded",
+)
+"""State changes recorded in the audit log (``released``: put back in the inbox on shutdown;
+``partial``: results written for the pages that could be read, an error report for the rest)."""
 
 
 class AuditLog:

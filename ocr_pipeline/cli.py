@@ -210,7 +210,10 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(settings: Settings, reload_settings: Callable[[], Settings]) -> ExitCode:
-    """OCR the inbox once; exit 1 with a summary when any file failed or is stuck.
+    """OCR the inbox once; exit 1 with a summary when any file failed, is partial or is stuck.
+
+    Partial: a document some of whose pages could not be read; the other pages' results are
+    written, the original archived, and ``failed/<name>.error.json`` names the missing pages.
 
     Stuck: a step kept failing for want of space or access (``daemon.retry_max_seconds``
     reached); the file stays in the work folder and the next ``run`` or ``watch`` takes it.
@@ -221,8 +224,15 @@ def cmd_run(settings: Settings, reload_settings: Callable[[], Settings]) -> Exit
     summary = daemon.run()
     folders = daemon.folders
     succeeded = len(summary.done) + len(summary.duplicates)
-    total = succeeded + len(summary.failed) + len(summary.stuck)
+    total = succeeded + len(summary.partial) + len(summary.failed) + len(summary.stuck)
     print(f"{succeeded} of {total} files OCRed into {folders.outbox}")
+    if summary.partial:
+        print(
+            f"{len(summary.partial)} partial (some pages could not be read; the rest are in "
+            f"the outbox, a report per file in {folders.failed}):"
+        )
+        for message in summary.partial.values():
+            print(f"  {display_name(message)}")
     if summary.stuck:
         print(
             f"{len(summary.stuck)} stuck in the work folder {folders.work} (the next start "
@@ -236,7 +246,8 @@ def cmd_run(settings: Settings, reload_settings: Callable[[], Settings]) -> Exit
         )
         for message in summary.failed.values():
             print(f"  {display_name(message)}")
-    return ExitCode.files_failed if summary.failed or summary.stuck else ExitCode.ok
+    trouble = summary.failed or summary.partial or summary.stuck
+    return ExitCode.files_failed if trouble else ExitCode.ok
 
 
 def cmd_watch(settings: Settings, reload_settings: Callable[[], Settings]) -> ExitCode:

@@ -3,18 +3,27 @@
 :func:`open_document` checks a file against every limit before any page's pixels exist: its
 bytes, its page count (``decode.max_pages``), each page's pixels (``decode.max_pixels``) and all
 pages' pixels together (``decode.max_total_pixels``), from the PDF page sizes or the image frame
-headers. Then :meth:`OpenedDocument.pages` decodes the pages one at a time, so a caller that
-handles each page before asking for the next holds about one page in memory.
+headers. Then :meth:`OpenedDocument.page` decodes one page at a time, so a caller that handles
+each page before asking for the next holds about one page in memory.
+
+A PDF page is rendered at ``decode.pdf_dpi``, or, when that would pass ``decode.max_pixels``, at
+the highest whole dpi that stays within it, never below ``decode.min_pdf_dpi``. A page that
+cannot be decoded (over the limits even at the lowest resolution, an image frame over
+``decode.max_pixels``, a broken PDF page object, a frame whose data is corrupt) is an error of
+that page alone: :meth:`OpenedDocument.page` raises it and the other pages still decode. Only
+when no page at all can be decoded does :func:`open_document` refuse the whole file.
 
 Images are decoded with Pillow (JPEG, PNG, BMP, TIFF with every page, WebP); EXIF orientation
-is applied. PDFs are rendered page by page with pypdfium2 at ``pdf_dpi``, honouring each page's
-``/Rotate``.
+is applied. PDFs are rendered page by page with pypdfium2, honouring each page's ``/Rotate``.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
+import math
+import struct
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +33,12 @@ import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ocr_pipeline.errors import CorruptInputError, InputTooLargeError, UnsupportedFormatError
+from ocr_pipeline.errors import (
+    CorruptInputError,
+    InputError,
+    InputTooLargeError,
+    UnsupportedFormatError,
+)
 
 SUPPORTED_SUFFIXES: dict[str, str] = {
     ".jpg": "image/jpeg",
@@ -50,6 +64,10 @@ _EXIF_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}
 _EXIF_ORIENTATION_TAG = 0x0112
 
 
+_POINTS_PER_INCH = 72.0
+"""PDF user space units per inch (a PDF point is 1/72 inch)."""
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
     """Limits applied while decoding (settings ``decode.*``)."""
@@ -57,13 +75,38 @@ class DecodeLimits:
     max_bytes: int = 200 * 1024 * 1024
     """Largest input file, bytes."""
     max_pixels: int = 100_000_000
-    """Largest page, pixels (width x height, after rendering PDFs at ``pdf_dpi``)."""
+    """Largest page, pixels (width x height of the page as decoded). A PDF page over it at
+    ``pdf_dpi`` is rendered at a lower dpi (down to ``min_pdf_dpi``); an image frame over it is
+    an error of that page."""
     pdf_dpi: int = 300
     """PDF render resolution, dots per inch."""
     max_pages: int = 500
     """Most pages (PDF pages, image frames) of one file."""
     max_total_pixels: int = 2_000_000_000
-    """Most pixels of all pages of one file together (PDF pages at ``pdf_dpi``)."""
+    """Most pixels of all pages of one file together (PDF pages at the dpi each is rendered at;
+    pages that will not be decoded count nothing)."""
+    min_pdf_dpi: int = 150
+    """Lowest resolution a PDF page may be rendered at to stay within ``max_pixels``, dots per
+    inch; a page that would need less is an error of that page."""
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """How one page will be decoded, decided when the document is opened (nothing decoded yet)."""
+
+    width: int
+    """Pixels wide as it will be decoded (PDF pages at ``dpi``, after ``/Rotate``; image frames
+    as stored, before EXIF orientation); 0 when not known (the page has no usable size)."""
+    height: int
+    """Pixels high, as ``width``."""
+    dpi: int | None = None
+    """PDF render resolution, dots per inch; ``None`` for image frames, and for a PDF page that
+    no allowed resolution fits."""
+    warnings: tuple[str, ...] = ()
+    """What will be done differently on this page (rendered below ``pdf_dpi``)."""
+    error: InputError | None = None
+    """Why this page cannot be decoded, known before decoding it (over ``decode.max_pixels``,
+    an unreadable PDF page object); ``None``: the page is decoded when asked for."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +119,12 @@ class DecodedPage:
     """``(H, W, 3)`` uint8 BGR, C-contiguous, orientation already applied."""
     rotation: int
     """Clockwise degrees (0/90/180/270) applied while decoding: EXIF Orientation or PDF /Rotate."""
+    dpi: int | None = None
+    """Resolution a PDF page was rendered at, dots per inch (``decode.pdf_dpi`` or lower to stay
+    within ``decode.max_pixels``); ``None`` for image frames."""
+    warnings: tuple[str, ...] = ()
+    """What was done differently on this page, e.g. ``"page 2 rendered at 212 dpi instead of
+    300 ..."``; the message names the page (1-based) but not the file."""
 
 
 class OpenedDocument:
@@ -87,9 +136,10 @@ class OpenedDocument:
     Args:
         name: the file name, as in every error.
         media_type: the file's media type (``application/pdf``, ``image/tiff``, ...).
-        sizes: ``(width, height)`` in pixels of each page as it will be decoded (PDF pages at
-            ``pdf_dpi``, after ``/Rotate``; image frames as stored, before EXIF orientation).
-        decode: decodes the page at an index; called once per page, in order.
+        plans: how each page will be decoded: its size in pixels, PDF dpi, warnings, and the
+            error of a page known not to decode (at least one page has none).
+        decode: decodes the page at an index (one whose plan has no error); raises the page's
+            :class:`~ocr_pipeline.errors.InputError` when its bytes do not decode.
         release: frees the underlying document.
 
     """
@@ -98,42 +148,75 @@ class OpenedDocument:
         self,
         name: str,
         media_type: str,
-        sizes: list[tuple[int, int]],
+        plans: list[PagePlan],
         decode: Callable[[int], DecodedPage],
         release: Callable[[], None],
     ) -> None:
         self.name = name
         self.media_type = media_type
-        self.sizes = sizes
+        self.plans = plans
         self._decode = decode
         self._release: Callable[[], None] | None = release
 
     @property
     def page_count(self) -> int:
         """Pages in the document (at least 1, at most ``decode.max_pages``)."""
-        return len(self.sizes)
+        return len(self.plans)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """``(width, height)`` in pixels of each page as it will be decoded.
+
+        PDF pages at their plan's dpi, after ``/Rotate``; image frames as stored, before EXIF
+        orientation; ``(0, 0)`` for a PDF page that no allowed resolution fits or whose size is
+        unreadable.
+        """
+        return [(plan.width, plan.height) for plan in self.plans]
 
     @property
     def total_pixels(self) -> int:
-        """Pixels of all pages together, as decoded (width x height summed)."""
-        return sum(width * height for width, height in self.sizes)
+        """Pixels of the pages that will be decoded, together (width x height summed)."""
+        return _total_pixels(self.plans)
+
+    def page(self, index: int) -> DecodedPage:
+        """Decode one page; a page that fails leaves the others readable.
+
+        Args:
+            index: 0-based page index, ``0 <= index < page_count``.
+
+        Returns:
+            The page, ``(H, W, 3)`` uint8 BGR, with its PDF dpi and warnings.
+
+        Raises:
+            CorruptInputError: the page's bytes cannot be decoded (a broken PDF page object, a
+                truncated or corrupt image frame); the message names the file and page.
+            InputTooLargeError: the page is over ``decode.max_pixels`` (an image frame) or would
+                need less than ``decode.min_pdf_dpi`` to fit it (a PDF page).
+
+        """
+        error = self.plans[index].error
+        if error is not None:
+            # A copy: the plan's own error never carries a traceback (and the frames in it).
+            raise copy.copy(error)
+        return self._decode(index)
 
     def pages(self) -> Iterator[DecodedPage]:
-        """Decode the pages in document order, one per ``next()``.
+        """Decode the pages in document order, one per ``next()``, stopping at a bad page.
 
         The iterator keeps no reference to a page it has yielded: a caller that drops each page
-        before asking for the next holds one page at a time.
+        before asking for the next holds one page at a time. To read past a page that cannot
+        be decoded, call :meth:`page` for each index instead.
 
         Yields:
             Each page, ``(H, W, 3)`` uint8 BGR.
 
         Raises:
             CorruptInputError: a page's bytes cannot be decoded.
-            InputTooLargeError: a page decodes larger than ``decode.max_pixels``.
+            InputTooLargeError: a page is over ``decode.max_pixels`` at every allowed size.
 
         """
         for index in range(self.page_count):
-            yield self._decode(index)
+            yield self.page(index)
 
     def close(self) -> None:
         """Release the underlying PDF or image (idempotent)."""
@@ -173,9 +256,14 @@ def media_type_for(name: str) -> str:
 def open_document(data: bytes, name: str, limits: DecodeLimits | None = None) -> OpenedDocument:
     """Open a file's bytes and check every limit, without decoding any page's pixels.
 
-    PDF page sizes come from the page dictionaries (nothing is rendered); image frame sizes
-    from the frame headers, walking at most ``decode.max_pages + 1`` frames, so a file with a
-    huge frame count is refused without counting them all.
+    PDF page sizes come from the page dictionaries (nothing is rendered), and each page's
+    render resolution is chosen from its size in points (:func:`pdf_page_dpi`); image frame
+    sizes come from the frame headers, walking at most ``decode.max_pages + 1`` frames, so a
+    file with a huge frame count is refused without counting them all.
+
+    A page known not to decode (an image frame over ``decode.max_pixels``, a PDF page that would
+    need less than ``decode.min_pdf_dpi``, an unreadable PDF page object) does not refuse the
+    file: its error is in its :class:`PagePlan` and :meth:`OpenedDocument.page` raises it.
 
     Args:
         data: the whole file.
@@ -183,13 +271,15 @@ def open_document(data: bytes, name: str, limits: DecodeLimits | None = None) ->
         limits: byte, page, pixel and PDF resolution limits (defaults if ``None``).
 
     Returns:
-        The opened document; read its pages with :meth:`OpenedDocument.pages`.
+        The opened document; read its pages with :meth:`OpenedDocument.page`.
 
     Raises:
         UnsupportedFormatError: unsupported suffix.
-        CorruptInputError: empty, truncated or undecodable bytes, or a PDF without pages.
-        InputTooLargeError: over ``decode.max_bytes``, more pages than ``decode.max_pages``, a
-            page over ``decode.max_pixels``, or all pages over ``decode.max_total_pixels``.
+        CorruptInputError: empty, truncated or undecodable bytes, or a PDF without pages; or
+            (the first page's error) no page of it can be read.
+        InputTooLargeError: over ``decode.max_bytes``, more pages than ``decode.max_pages``,
+            the pages to decode over ``decode.max_total_pixels`` together, or (the first
+            page's error) every page over ``decode.max_pixels``.
 
     """
     limits = limits or DecodeLimits()
@@ -208,7 +298,8 @@ def decode_document(
     """Decode a file's bytes into all its pages at once.
 
     Holds every page in memory (about 26 MB per A4 page at 300 dpi): for documents of many
-    pages use :func:`open_document` and its :meth:`~OpenedDocument.pages` instead.
+    pages use :func:`open_document` and its :meth:`~OpenedDocument.page` instead. A page that
+    cannot be decoded refuses the whole file here.
 
     Args:
         data: the whole file.
@@ -220,9 +311,11 @@ def decode_document(
 
     Raises:
         UnsupportedFormatError: unsupported suffix.
-        CorruptInputError: empty, truncated or undecodable bytes, or a PDF without pages.
-        InputTooLargeError: over ``decode.max_bytes``, ``decode.max_pages``,
-            ``decode.max_pixels`` or ``decode.max_total_pixels``.
+        CorruptInputError: empty, truncated or undecodable bytes (of any page), or a PDF
+            without pages.
+        InputTooLargeError: over ``decode.max_bytes``, ``decode.max_pages`` or
+            ``decode.max_total_pixels``, or a page over ``decode.max_pixels`` at every
+            allowed size.
 
     """
     with open_document(data, name, limits) as document:
@@ -242,6 +335,48 @@ def check_byte_limit(name: str, size: int, limits: DecodeLimits) -> None:
         )
 
 
+def rendered_size(width_pt: float, height_pt: float, dpi: int) -> tuple[int, int]:
+    """``(width, height)`` in pixels of a PDF page of ``width_pt x height_pt`` points at ``dpi``.
+
+    Computed as pypdfium2's ``PdfPage.render(scale=dpi / 72)`` sizes its bitmap (each side
+    rounded up), so the rendered page is exactly this size.
+    """
+    scale = dpi / _POINTS_PER_INCH
+    return math.ceil(width_pt * scale), math.ceil(height_pt * scale)
+
+
+def pdf_page_dpi(width_pt: float, height_pt: float, max_pixels: int, highest: int) -> int:
+    """The highest whole dpi, at most ``highest``, at which a PDF page fits ``max_pixels``.
+
+    Args:
+        width_pt: page width as displayed, points (1/72 inch), > 0.
+        height_pt: page height as displayed, points, > 0.
+        max_pixels: most pixels (width x height) of the rendered page.
+        highest: the dpi wanted (``decode.pdf_dpi``).
+
+    Returns:
+        A dpi in ``0..highest``: the page rendered at it (:func:`rendered_size`) has at most
+        ``max_pixels`` pixels, and at one dpi more it would not (or it is ``highest``); 0 when
+        not even 1 dpi fits.
+
+    """
+
+    def fits(dpi: int) -> bool:
+        width, height = rendered_size(width_pt, height_pt, dpi)
+        return width * height <= max_pixels
+
+    area_in2 = (width_pt / _POINTS_PER_INCH) * (height_pt / _POINTS_PER_INCH)
+    # Without rounding up the sides, sqrt(max_pixels / area) is the exact answer; rounding up
+    # only makes pages larger, so the answer is at most one above this guess and usually a few
+    # below it.
+    dpi = max(0, min(highest, math.floor(math.sqrt(max_pixels / area_in2))))
+    while dpi > 0 and not fits(dpi):
+        dpi -= 1
+    while dpi < highest and fits(dpi + 1):
+        dpi += 1
+    return dpi
+
+
 def _too_many_pages(name: str, count: str, limits: DecodeLimits) -> InputTooLargeError:
     return InputTooLargeError(
         f"{name}: {count} pages is over the limit of {limits.max_pages} pages per file "
@@ -255,37 +390,67 @@ def _check_page_count(name: str, count: int, limits: DecodeLimits) -> None:
         raise _too_many_pages(name, str(count), limits)
 
 
-def _check_pixels(name: str, width: int, height: int, limits: DecodeLimits, page: int) -> None:
-    if width * height > limits.max_pixels:
-        raise InputTooLargeError(
-            f"{name}: page {page + 1} is {width}x{height} = {width * height} pixels, over the "
-            f"limit of {limits.max_pixels} (setting decode.max_pixels); scale the scan down or "
-            "raise the limit"
-        )
+def _over_max_pixels(
+    name: str, width: int, height: int, limits: DecodeLimits, page: int
+) -> InputTooLargeError | None:
+    """The error of an image page of ``width x height`` pixels over ``max_pixels``, else None."""
+    if width * height <= limits.max_pixels:
+        return None
+    return InputTooLargeError(
+        f"{name}: page {page + 1} is {width}x{height} = {width * height} pixels, over the "
+        f"limit of {limits.max_pixels} (setting decode.max_pixels); an image is not decoded "
+        "smaller: scale the scan down or raise the limit"
+    )
 
 
-def _check_sizes(
-    name: str, sizes: list[tuple[int, int]], limits: DecodeLimits, at_dpi: str = ""
-) -> None:
-    """Refuse a page over ``max_pixels``, then all pages together over ``max_total_pixels``."""
-    for index, (width, height) in enumerate(sizes):
-        _check_pixels(name, width, height, limits, index)
-    total = sum(width * height for width, height in sizes)
-    if total > limits.max_total_pixels:
-        lower_dpi = ", or lower decode.pdf_dpi" if at_dpi else ""
-        raise InputTooLargeError(
-            f"{name}: its {len(sizes)} pages are {total} pixels together{at_dpi}, over the "
-            f"limit of {limits.max_total_pixels} pixels per file (setting "
-            f"decode.max_total_pixels); split the document into smaller files, or raise the "
-            f"limit{lower_dpi}"
-        )
+def _total_pixels(plans: list[PagePlan]) -> int:
+    return sum(plan.width * plan.height for plan in plans if plan.error is None)
 
 
-def _corrupt(name: str, media_type: str, exc: BaseException) -> CorruptInputError:
+def _check_plans(name: str, plans: list[PagePlan], limits: DecodeLimits, pdf: bool) -> None:
+    """Refuse the file when no page can be decoded, or the pages to decode are too many pixels.
+
+    Raises:
+        InputError: the first page's error, when every page has one.
+        InputTooLargeError: the pages without an error over ``max_total_pixels`` together.
+
+    """
+    errors = [plan.error for plan in plans if plan.error is not None]
+    if len(errors) == len(plans):
+        raise errors[0]
+    total = _total_pixels(plans)
+    if total <= limits.max_total_pixels:
+        return
+    at_dpi = lower_dpi = ""
+    if pdf:
+        dpis = sorted({plan.dpi for plan in plans if plan.dpi is not None})
+        if len(dpis) == 1:
+            at_dpi = f" at {dpis[0]} dpi (decode.pdf_dpi)"
+        else:
+            at_dpi = (
+                f" at {dpis[0]} to {dpis[-1]} dpi (decode.pdf_dpi, lower on pages that would "
+                "pass decode.max_pixels)"
+            )
+        lower_dpi = ", or lower decode.pdf_dpi"
+    count = len(plans) - len(errors)
+    raise InputTooLargeError(
+        f"{name}: its {count} pages are {total} pixels together{at_dpi}, over the limit of "
+        f"{limits.max_total_pixels} pixels per file (setting decode.max_total_pixels); split "
+        f"the document into smaller files, or raise the limit{lower_dpi}"
+    )
+
+
+def _corrupt(
+    name: str, media_type: str, exc: BaseException, page: int | None = None, pages: int = 1
+) -> CorruptInputError:
+    """The error of undecodable image bytes, naming the page (0-based ``page``) of many."""
     kind = media_type.split("/")[-1].upper()
+    if page is not None and pages > 1:
+        what = f"page {page + 1} of {pages} is not a decodable {kind} image"
+    else:
+        what = f"not a decodable {kind} image"
     return CorruptInputError(
-        f"{name}: not a decodable {kind} image ({exc}); check the file is complete, "
-        "re-export or re-scan it"
+        f"{name}: {what} ({exc}); check the file is complete, re-export or re-scan it"
     )
 
 
@@ -295,14 +460,19 @@ _PILLOW_ERRORS = (
     OSError,
     ValueError,
     SyntaxError,
+    EOFError,  # fewer frames than the headers said
+    TypeError,  # a TIFF frame header cut off: "Missing dimensions"
+    struct.error,  # a TIFF directory cut off
 )
 
 
 def _open_image(data: bytes, name: str, media_type: str, limits: DecodeLimits) -> OpenedDocument:
     with warnings.catch_warnings():
         # Our own pixel limits are checked before decoding; Pillow's bomb check would only
-        # duplicate them with a different threshold.
+        # duplicate them with a different threshold. A TIFF directory cut off is reported as
+        # that page's error, not also as Pillow's warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)
         try:
             image = Image.open(io.BytesIO(data))
         except _PILLOW_ERRORS as exc:
@@ -313,8 +483,14 @@ def _open_image(data: bytes, name: str, media_type: str, limits: DecodeLimits) -
                     f"{name}: the name says {media_type} but the bytes are {image.format}; "
                     "rename the file with the right suffix"
                 )
-            sizes = _frame_sizes(image, name, media_type, limits)
-            _check_sizes(name, sizes, limits)
+            sizes, unreadable = _frame_sizes(image, name, media_type, limits)
+            plans = [
+                PagePlan(width, height, error=_over_max_pixels(name, width, height, limits, i))
+                for i, (width, height) in enumerate(sizes)
+            ]
+            if unreadable is not None:
+                plans.append(PagePlan(0, 0, error=unreadable))
+            _check_plans(name, plans, limits, pdf=False)
         except BaseException:
             image.close()
             raise
@@ -324,36 +500,56 @@ def _open_image(data: bytes, name: str, media_type: str, limits: DecodeLimits) -
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             try:
                 image.seek(index)
-                _check_pixels(name, image.width, image.height, limits, index)
+                too_large = _over_max_pixels(name, image.width, image.height, limits, index)
+                if too_large is not None:  # not the size its header said
+                    raise too_large
                 return _frame_to_page(image, index)
             except _PILLOW_ERRORS as exc:
-                raise _corrupt(name, media_type, exc) from exc
-            except EOFError as exc:  # fewer frames than the headers said
-                raise _corrupt(name, media_type, exc) from exc
+                raise _corrupt(name, media_type, exc, index, len(plans)) from exc
 
-    return OpenedDocument(name, media_type, sizes, decode, image.close)
+    return OpenedDocument(name, media_type, plans, decode, image.close)
 
 
 def _frame_sizes(
     image: Image.Image, name: str, media_type: str, limits: DecodeLimits
-) -> list[tuple[int, int]]:
+) -> tuple[list[tuple[int, int]], CorruptInputError | None]:
     """``(width, height)`` of each frame, from the headers; refuses over ``max_pages`` early.
 
     TIFF (and MPO, WebP) frames are walked with ``seek``, which reads each frame's header and
     none of its pixels; the walk stops at ``max_pages + 1`` frames, so a file of a million
     frames costs no more than one of ``max_pages``. An animated PNG decodes each frame to seek
     past it, but all its frames have the canvas size: its frame count comes from its header.
+
+    Returns:
+        The sizes of the frames whose headers were read, and the error of the next frame when
+        its header cannot be read (a file cut off after the first frame: the pages before it
+        are still read), else ``None``.
+
+    Raises:
+        CorruptInputError: the first frame's header cannot be read.
+        InputTooLargeError: more frames than ``max_pages``.
+
     """
+    sizes: list[tuple[int, int]] = []
+    unreadable: CorruptInputError | None = None
     try:
         if image.format == "PNG":
             count = int(getattr(image, "n_frames", 1))
             _check_page_count(name, count, limits)
-            return [image.size] * count
-        sizes: list[tuple[int, int]] = []
+            return [image.size] * count, None
         for index in itertools.count():
             try:
                 image.seek(index)
             except EOFError:
+                break
+            except _PILLOW_ERRORS as exc:
+                if index == 0:
+                    raise
+                unreadable = CorruptInputError(
+                    f"{name}: the header of page {index + 1} cannot be read ({exc}): the file "
+                    f"is cut off or damaged after page {index}, and no page from {index + 1} on "
+                    "can be read; check the file is complete, or scan those pages again"
+                )
                 break
             if index >= limits.max_pages:
                 raise _too_many_pages(name, f"more than {limits.max_pages}", limits)
@@ -361,9 +557,7 @@ def _frame_sizes(
         image.seek(0)
     except _PILLOW_ERRORS as exc:
         raise _corrupt(name, media_type, exc) from exc
-    except EOFError as exc:
-        raise _corrupt(name, media_type, exc) from exc
-    return sizes
+    return sizes, unreadable
 
 
 def _frame_to_page(frame: Image.Image, index: int) -> DecodedPage:
@@ -399,21 +593,21 @@ def _open_pdf(data: bytes, name: str, limits: DecodeLimits) -> OpenedDocument:
         raise CorruptInputError(
             f"{name}: not a readable PDF ({exc}); check it is complete and not password-protected"
         ) from exc
-    scale = limits.pdf_dpi / 72.0
     try:
         count = len(document)
         if count == 0:
             raise CorruptInputError(f"{name}: the PDF has no pages; export it again with content")
         _check_page_count(name, count, limits)
-        sizes = []
+        plans = []
         for index in range(count):
             # The size as displayed (``/Rotate`` applied), from the page dictionary: no render.
             try:
                 width_pt, height_pt = document.get_page_size(index)
             except pdfium.PdfiumError as exc:
-                raise _broken_pdf_page(name, index, exc) from exc
-            sizes.append((round(width_pt * scale), round(height_pt * scale)))
-        _check_sizes(name, sizes, limits, at_dpi=f" at {limits.pdf_dpi} dpi (decode.pdf_dpi)")
+                plans.append(PagePlan(0, 0, error=_broken_pdf_page(name, index, exc)))
+                continue
+            plans.append(_pdf_page_plan(name, index, width_pt, height_pt, limits))
+        _check_plans(name, plans, limits, pdf=True)
     except BaseException:
         document.close()
         raise
@@ -425,19 +619,82 @@ def _open_pdf(data: bytes, name: str, limits: DecodeLimits) -> OpenedDocument:
             raise _broken_pdf_page(name, index, exc) from exc
         try:
             rotation = int(page.get_rotation()) % 360
-            width_pt, height_pt = page.get_size()
-            width, height = round(width_pt * scale), round(height_pt * scale)
-            _check_pixels(name, width, height, limits, index)
-            bitmap = page.render(scale=scale, rev_byteorder=False, may_draw_forms=True)
+            # Planned again from the loaded page: the dpi and size are those of this render.
+            plan = _pdf_page_plan(name, index, page.get_width(), page.get_height(), limits)
+            if plan.error is not None:
+                raise plan.error
+            assert plan.dpi is not None  # a plan without an error has a dpi
+            bitmap = page.render(
+                scale=plan.dpi / _POINTS_PER_INCH, rev_byteorder=False, may_draw_forms=True
+            )
             try:
                 bgr = _bitmap_to_bgr(bitmap.to_numpy(), bitmap.format)
             finally:
                 bitmap.close()
+        except pdfium.PdfiumError as exc:
+            raise _broken_pdf_page(name, index, exc) from exc
         finally:
             page.close()
-        return DecodedPage(index=index, image=bgr, rotation=rotation)
+        return DecodedPage(
+            index=index, image=bgr, rotation=rotation, dpi=plan.dpi, warnings=plan.warnings
+        )
 
-    return OpenedDocument(name, "application/pdf", sizes, decode, document.close)
+    return OpenedDocument(name, "application/pdf", plans, decode, document.close)
+
+
+def _pdf_page_plan(
+    name: str, index: int, width_pt: float, height_pt: float, limits: DecodeLimits
+) -> PagePlan:
+    """The dpi and pixel size of a PDF page of ``width_pt x height_pt`` points (as displayed).
+
+    ``limits.pdf_dpi`` when the page fits ``limits.max_pixels`` at it; else the highest whole
+    dpi that fits, with a warning, if it is at least ``limits.min_pdf_dpi``; else an
+    :class:`InputTooLargeError` of that page. A page without area is a
+    :class:`CorruptInputError` of that page.
+    """
+    number = index + 1
+    if not (width_pt > 0 and height_pt > 0):  # also NaN
+        return PagePlan(
+            0,
+            0,
+            error=CorruptInputError(
+                f"{name}: page {number} of the PDF has no area ({width_pt} x {height_pt} pt); "
+                "check its MediaBox, or export it again"
+            ),
+        )
+    width, height = rendered_size(width_pt, height_pt, limits.pdf_dpi)
+    if width * height <= limits.max_pixels:
+        return PagePlan(width, height, dpi=limits.pdf_dpi)
+    fitting = pdf_page_dpi(width_pt, height_pt, limits.max_pixels, limits.pdf_dpi)
+    if fitting >= limits.min_pdf_dpi:
+        lowered_width, lowered_height = rendered_size(width_pt, height_pt, fitting)
+        warning = (
+            f"page {number} rendered at {fitting} dpi instead of {limits.pdf_dpi} to stay "
+            f"within decode.max_pixels ({limits.max_pixels} pixels): at {limits.pdf_dpi} dpi "
+            f"it would be {width}x{height} = {width * height} pixels"
+        )
+        return PagePlan(lowered_width, lowered_height, dpi=fitting, warnings=(warning,))
+    floor = min(limits.min_pdf_dpi, limits.pdf_dpi)
+    floor_width, floor_height = rendered_size(width_pt, height_pt, floor)
+    if fitting > 0:
+        advice = (
+            f"it fits at {fitting} dpi: lower decode.min_pdf_dpi to read it that coarsely, "
+            "raise decode.max_pixels, or scale the page down"
+        )
+    else:
+        advice = "raise decode.max_pixels, or scale the page down"
+    return PagePlan(
+        0,
+        0,
+        error=InputTooLargeError(
+            f"{name}: page {number} is {width_pt:.0f} x {height_pt:.0f} pt "
+            f"({width_pt / _POINTS_PER_INCH:.1f} x {height_pt / _POINTS_PER_INCH:.1f} in); "
+            f"even at {floor} dpi, the lowest resolution allowed (decode.min_pdf_dpi = "
+            f"{limits.min_pdf_dpi}), it would be {floor_width}x{floor_height} = "
+            f"{floor_width * floor_height} pixels, over the limit of {limits.max_pixels} "
+            f"(decode.max_pixels); {advice}"
+        ),
+    )
 
 
 def _broken_pdf_page(name: str, index: int, exc: BaseException) -> CorruptInputError:

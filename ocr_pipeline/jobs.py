@@ -3,7 +3,8 @@
 Pure enough to call in-process in tests: it reads the input file and nothing else; writing
 results, moving files and retrying belong to the caller (the daemon). Pages are decoded and
 OCRed one at a time, so a job holds about one page's pixels whatever its page count, and a job
-can be stopped between pages.
+can be stopped between pages. A page that cannot be decoded or read becomes a page record with
+its error, the other pages are read as usual, and the result's outcome is ``partial``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from ocr_pipeline import __version__
 from ocr_pipeline.correct import Corrector, correct_page
 from ocr_pipeline.documents import (
+    DecodedPage,
     DecodeLimits,
     check_byte_limit,
     media_type_for,
@@ -26,11 +28,13 @@ from ocr_pipeline.documents import (
 )
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.errors import (
+    InputError,
     JobStoppedError,
+    OcrPipelineError,
     SymlinkRefusedError,
     UnreadableInputError,
 )
-from ocr_pipeline.results import DocumentResult, Page, Source, utc_now
+from ocr_pipeline.results import DocumentResult, Page, PageError, Source, utc_now
 from ocr_pipeline.settings import DecodeSettings, Settings
 
 _READ_CHUNK = 1024 * 1024
@@ -134,12 +138,21 @@ def ocr_file(
     follow_symlinks: bool = False,
     should_stop: Callable[[], bool] | None = None,
 ) -> DocumentResult:
-    """OCR one file page by page, correcting each page's lines.
+    """OCR one file page by page, correcting each page's lines; a bad page fails only itself.
 
     Every limit is checked before any page is decoded (:func:`~ocr_pipeline.documents.
     open_document`); then each page is decoded, OCRed and dropped before the next is decoded,
     so the job holds about one page's pixels at a time (an A4 page at 300 dpi is
-    2480x3508x3 bytes, 26 MB).
+    2480x3508x3 bytes, 26 MB). PDF pages are rendered at ``limits.pdf_dpi``, or lower (not
+    below ``limits.min_pdf_dpi``) when that would pass ``limits.max_pixels``: the page record
+    carries the dpi used and a warning.
+
+    A page that cannot be decoded or rendered (corrupt, truncated, over ``decode.max_pixels``
+    at every allowed size), or whose OCR raises, becomes a page record with ``error`` set
+    (type and message naming the file and page), no lines and text ``""``; the other pages are
+    read as usual and the result's ``outcome`` is ``partial``. ``MemoryError`` and the
+    package's own errors that are not the file's (``JobStoppedError``, ``ModelError``, ...)
+    are never a page's error: they end the job.
 
     Args:
         path: the input file.
@@ -155,14 +168,18 @@ def ocr_file(
             stops there (an executor closing on SIGTERM). ``None``: never stop.
 
     Returns:
-        The result, pages in document order, ``text`` pages joined by form feeds.
+        The result, pages in document order, ``text`` pages joined by form feeds (a failed
+        page is an empty page between them); ``outcome`` ``partial`` when a page has an error,
+        else ``done``.
 
     Raises:
         InputError: the file is unsupported, corrupt, over a limit, a refused symlink, or
-            unreadable (message names the file and what to do).
+            unreadable (message names the file and what to do); or no page of it could be
+            read (the first page's error).
         JobStoppedError: ``should_stop`` answered True; the message names the file and the
             page reached. Nothing of the document is kept.
         OSError: the file cannot be read for another reason (it vanished).
+        Exception: whatever the engine raised on the first page, when it raised on every page.
 
     """
     started = time.perf_counter()
@@ -170,9 +187,12 @@ def ocr_file(
     data = read_input(path, limits, follow_symlinks=follow_symlinks)
     timings = {"decode": 0.0, "correct": 0.0}
     page_results: list[Page] = []
+    failed = 0
+    # The first page's error, kept while no page has been read: raised if none can be. Dropped
+    # at the first page read (its traceback may hold that page's pixels).
+    first_failure: Exception | None = None
     decode_start = time.perf_counter()
     with open_document(data, path.name, limits) as document:
-        pages = document.pages()
         timings["decode"] += (time.perf_counter() - decode_start) * 1000.0
         total = document.page_count
         for index in range(total):
@@ -183,18 +203,51 @@ def ocr_file(
                     "read again from its first page at the next start"
                 )
             decode_start = time.perf_counter()
-            page = next(pages)
-            timings["decode"] += (time.perf_counter() - decode_start) * 1000.0
-            page_ocr = engine.ocr(page.image, index=page.index, rotation=page.rotation)
+            try:
+                page = document.page(index)
+            except Exception as exc:
+                _raise_if_not_the_page(exc)
+                failed += 1
+                if index == 0:
+                    first_failure = exc
+                plan = document.plans[index]
+                page_results.append(
+                    _failed_page(
+                        exc,
+                        path.name,
+                        index,
+                        total,
+                        (plan.width, plan.height),
+                        plan.dpi,
+                        warnings=plan.warnings,
+                    )
+                )
+                continue
+            finally:
+                timings["decode"] += (time.perf_counter() - decode_start) * 1000.0
+            try:
+                page_result = _read_page(page, engine, corrector, timings)
+                first_failure = None
+            except Exception as exc:
+                _raise_if_not_the_page(exc)
+                failed += 1
+                if index == 0:
+                    first_failure = exc
+                height, width = page.image.shape[:2]
+                page_result = _failed_page(
+                    exc,
+                    path.name,
+                    index,
+                    total,
+                    (width, height),
+                    page.dpi,
+                    rotation=page.rotation,
+                    warnings=page.warnings,
+                )
             del page  # the next page is decoded with this one's pixels freed
-            for stage, ms in page_ocr.timings_ms.items():
-                timings[stage] = timings.get(stage, 0.0) + ms
-            correct_start = time.perf_counter()
-            page_result = page_ocr.page
-            if corrector is not None:
-                page_result = correct_page(page_result, corrector)
-            timings["correct"] += (time.perf_counter() - correct_start) * 1000.0
             page_results.append(page_result)
+    if first_failure is not None and failed == total:
+        raise first_failure  # nothing to deliver: the file fails as a whole
     timings["total"] = (time.perf_counter() - started) * 1000.0
     source = Source(
         name=path.name,
@@ -207,10 +260,93 @@ def ocr_file(
         source=source,
         pages=page_results,
         text="\f".join(p.text for p in page_results),
+        outcome="partial" if failed else "done",
         models=engine.models,
         timings_ms={k: round(v, 1) for k, v in timings.items()},
         created_at=utc_now(),
         pipeline_version=__version__,
+    )
+
+
+def _read_page(
+    page: DecodedPage, engine: Engine, corrector: Corrector | None, timings: dict[str, float]
+) -> Page:
+    """OCR and correct one decoded page; its record carries the page's dpi and warnings.
+
+    Adds the engine's stage timings and the correction's, milliseconds, to ``timings``.
+
+    Raises:
+        Exception: whatever the engine or the corrector raised on this page.
+
+    """
+    page_ocr = engine.ocr(page.image, index=page.index, rotation=page.rotation)
+    for stage, ms in page_ocr.timings_ms.items():
+        timings[stage] = timings.get(stage, 0.0) + ms
+    correct_start = time.perf_counter()
+    page_result = page_ocr.page
+    if corrector is not None:
+        page_result = correct_page(page_result, corrector)
+    timings["correct"] += (time.perf_counter() - correct_start) * 1000.0
+    return page_result.model_copy(update={"dpi": page.dpi, "warnings": list(page.warnings)})
+
+
+def _raise_if_not_the_page(exc: Exception) -> None:
+    """Re-raise an error that is not one page's fault: out of memory, or the package's own.
+
+    ``MemoryError`` ends the job (the next page would fail as well); of the package's errors
+    only :class:`InputError` (the file's content) is a page's, not ``JobStoppedError``,
+    ``ModelError`` or ``ConfigError``. ``KeyboardInterrupt`` and ``SystemExit`` are not
+    ``Exception`` and never reach here.
+    """
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, OcrPipelineError) and not isinstance(exc, InputError)
+    ):
+        raise exc
+
+
+def _failed_page(
+    exc: Exception,
+    name: str,
+    index: int,
+    total: int,
+    size: tuple[int, int],
+    dpi: int | None,
+    *,
+    rotation: int = 0,
+    warnings: tuple[str, ...] = (),
+) -> Page:
+    """The record of a page that could not be read: no lines, text ``""``, and its error.
+
+    Args:
+        exc: what the decoder or the engine raised on the page.
+        name: the file name.
+        index: 0-based page index.
+        total: pages in the document.
+        size: ``(width, height)`` of the page in pixels as known (0 if not known).
+        dpi: the PDF resolution the page was (or would have been) rendered at, else ``None``.
+        rotation: clockwise degrees the decoder turned the page (EXIF, PDF ``/Rotate``).
+        warnings: the decoder's warnings for the page (rendered below ``decode.pdf_dpi``).
+
+    """
+    if isinstance(exc, InputError):
+        message = str(exc)  # names the file and page, and what to do
+    else:
+        message = (
+            f"{name}: page {index + 1} of {total} could not be read ({type(exc).__name__}: "
+            f"{exc}); the other pages are read as usual. Process the file again; if this page "
+            "fails again, re-scan or re-export it, or report the error with the file"
+        )
+    return Page(
+        index=index,
+        width=size[0],
+        height=size[1],
+        rotation=rotation,
+        lines=[],
+        blocks=[],
+        text="",
+        dpi=dpi,
+        warnings=list(warnings),
+        error=PageError(type=type(exc).__name__, message=message),
     )
 
 
@@ -222,6 +358,7 @@ def decode_limits(settings: DecodeSettings) -> DecodeLimits:
         pdf_dpi=settings.pdf_dpi,
         max_pages=settings.max_pages,
         max_total_pixels=settings.max_total_pixels,
+        min_pdf_dpi=settings.min_pdf_dpi,
     )
 
 

@@ -3,7 +3,8 @@
 Off unless ``daemon.metrics_port`` is set. Metric names follow Prometheus conventions (base
 units: seconds; ``_total`` for counters):
 
-* ``ocr_pipeline_jobs_total{outcome="done|failed|duplicate|retried"}``
+* ``ocr_pipeline_jobs_total{outcome="done|partial|failed|duplicate|retried"}`` (partial: some
+  pages of a document could not be read, the others were)
 * ``ocr_pipeline_stage_seconds{stage="decode|preprocess|detect|...|total"}`` (histogram)
 * ``ocr_pipeline_queue_depth``, ``ocr_pipeline_jobs_in_flight``, ``ocr_pipeline_workers_alive``
 """

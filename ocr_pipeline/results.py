@@ -122,7 +122,7 @@ class Page(_Record):
         None,
         description=(
             "Set when this page could not be decoded, rendered or read: its lines are empty "
-            "and its text is \"\" (an empty page in the TXT), the other pages are as usual."
+            'and its text is "" (an empty page in the TXT), the other pages are as usual.'
         ),
     )
 

@@ -215,6 +215,7 @@ class Counters:
     """Jobs by outcome since the daemon started."""
 
     done: int = 0
+    partial: int = 0
     failed: int = 0
     duplicate: int = 0
     retried: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import weakref
 
 import numpy as np
@@ -10,7 +11,13 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from ocr_pipeline.documents import DecodeLimits, decode_document, media_type_for, open_document
+from ocr_pipeline.documents import (
+    DecodeLimits,
+    decode_document,
+    media_type_for,
+    open_document,
+    rendered_size,
+)
 from ocr_pipeline.errors import CorruptInputError, InputTooLargeError, UnsupportedFormatError
 from tests.conftest import SROIE_DEV
 
@@ -76,10 +83,12 @@ def test_multi_page_tiff_and_pdf_give_every_page(receipt: Image.Image) -> None:
     )
     assert [p.index for p in tiff] == [0, 1]
     assert tiff[1].image.shape[:2] == (second.height, second.width)
+    assert [(p.dpi, p.warnings) for p in tiff] == [(None, ())] * 2  # images have no dpi
     pdf_bytes = _encoded(receipt, "PDF", save_all=True, append_images=[second], resolution=100)
     pages = decode_document(pdf_bytes, "s.pdf", DecodeLimits(pdf_dpi=200))
     assert len(pages) == 2
     assert abs(pages[0].image.shape[1] - 2 * receipt.width) <= 2  # 100 dpi image at 200 dpi
+    assert [(p.dpi, p.warnings) for p in pages] == [(200, ())] * 2
 
 
 def test_pdf_rotate_is_honoured_and_recorded(receipt: Image.Image) -> None:
@@ -135,3 +144,116 @@ def test_open_document_decodes_one_page_at_a_time_and_keeps_none(receipt: Image.
                 del page
                 assert gone() is None, (name, index)  # the iterator holds no decoded page
             assert next(pages, None) is None
+
+
+# --- a page over the limits fails alone (issue 23) -----------------------------------------------
+
+
+def test_a_pdf_page_over_max_pixels_is_rendered_at_the_highest_dpi_that_fits() -> None:
+    # 40 pages of random sizes (20 pt to 88 in a side), one turned by /Rotate: each is rendered
+    # at pdf_dpi if it fits max_pixels, else at the highest whole dpi that does (not below
+    # min_pdf_dpi), to exactly the size planned; a page that needs less than min_pdf_dpi is
+    # that page's error.
+    rng = random.Random(23)
+    sizes = [(10 ** rng.uniform(1.3, 3.8), 10 ** rng.uniform(1.3, 3.8)) for _ in range(40)]
+    document = pdfium.PdfDocument.new()
+    for width_pt, height_pt in sizes:
+        document.new_page(width_pt, height_pt)
+    document[3].set_rotation(90)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    limits = DecodeLimits(max_pixels=1_000_000, min_pdf_dpi=72)
+    lowered = refused = 0
+    with open_document(buffer.getvalue(), "sizes.pdf", limits) as opened:
+        for index, plan in enumerate(opened.plans):
+            width_pt, height_pt = sizes[index][:: -1 if index == 3 else 1]
+            if plan.error is not None:
+                refused += 1
+                floor = rendered_size(width_pt, height_pt, 72)
+                assert floor[0] * floor[1] > limits.max_pixels, (index, plan)
+                assert isinstance(plan.error, InputTooLargeError)
+                assert f"sizes.pdf: page {index + 1} is " in str(plan.error)
+                assert "decode.min_pdf_dpi" in str(plan.error)
+                with pytest.raises(InputTooLargeError, match=rf"page {index + 1} is"):
+                    opened.page(index)
+                continue
+            assert plan.dpi is not None and 72 <= plan.dpi <= 300
+            page = opened.page(index)
+            assert page.dpi == plan.dpi and page.warnings == plan.warnings
+            assert page.image.shape[:2] == (plan.height, plan.width), (index, plan)
+            assert plan.width * plan.height <= limits.max_pixels
+            if plan.dpi < 300:
+                lowered += 1
+                bigger = rendered_size(width_pt, height_pt, plan.dpi + 1)
+                assert bigger[0] * bigger[1] > limits.max_pixels, (index, plan)  # the highest
+                [warning] = plan.warnings
+                assert warning.startswith(
+                    f"page {index + 1} rendered at {plan.dpi} dpi instead of 300 to stay "
+                    "within decode.max_pixels"
+                )
+            else:
+                assert plan.warnings == ()
+    assert min(lowered, refused, 40 - lowered - refused) >= 5, (lowered, refused)  # each kind
+    with pytest.raises(InputTooLargeError, match=r"sizes\.pdf: page \d+ is"):
+        decode_document(buffer.getvalue(), "sizes.pdf", limits)  # all at once: the first bad
+
+
+def _tiff(frames: list[Image.Image], **options: object) -> bytes:
+    return _encoded(frames[0], "TIFF", save_all=True, append_images=frames[1:], **options)
+
+
+def test_an_image_frame_over_max_pixels_is_that_pages_error() -> None:
+    small, large = Image.new("RGB", (100, 100), "white"), Image.new("RGB", (300, 300), "white")
+    data = _tiff([small, large, small])
+    with open_document(data, "t.tif", DecodeLimits(max_pixels=20_000)) as opened:
+        assert [plan.error is None for plan in opened.plans] == [True, False, True]
+        assert opened.sizes == [(100, 100), (300, 300), (100, 100)]
+        assert opened.total_pixels == 20_000  # the page not decoded counts nothing
+        with pytest.raises(
+            InputTooLargeError, match=r"t\.tif: page 2 is 300x300 = 90000 pixels.*max_pixels"
+        ):
+            opened.page(1)
+        assert opened.page(2).image.shape == (100, 100, 3)
+    with pytest.raises(InputTooLargeError, match=r"t\.tif: page 2 is 300x300"):
+        decode_document(data, "t.tif", DecodeLimits(max_pixels=20_000))
+
+
+def test_a_corrupt_tiff_frame_fails_alone_and_the_next_frame_decodes(
+    receipt: Image.Image,
+) -> None:
+    # Garbage over the middle frame's LZW strips: libtiff fails that frame ("decoder error"),
+    # and the last frame still decodes to its exact pixels.
+    second = Image.open(SROIE_DEV / "images" / "000.jpg").convert("RGB")
+    third = Image.open(SROIE_DEV / "images" / "001.jpg").convert("RGB")
+    data = bytearray(_tiff([receipt, second, third], compression="tiff_lzw"))
+    with Image.open(io.BytesIO(bytes(data))) as tiff:
+        tiff.seek(1)
+        offsets, counts = tiff.tag_v2[273], tiff.tag_v2[279]
+    start, end = offsets[0] + 10, offsets[-1] + counts[-1] - 10
+    data[start:end] = np.random.default_rng(0).bytes(end - start)
+    with open_document(bytes(data), "lzw.tiff") as opened:
+        assert opened.page_count == 3
+        with pytest.raises(CorruptInputError, match=r"lzw\.tiff: page 2 of 3 is not a decodable"):
+            opened.page(1)
+        assert np.array_equal(opened.page(2).image[:, :, ::-1], np.asarray(third))
+        assert opened.page(0).image.shape[:2] == (receipt.height, receipt.width)
+
+
+def test_a_tiff_cut_off_in_a_frame_keeps_the_pages_before_it(receipt: Image.Image) -> None:
+    # A file cut in the middle of frame 2's data (an interrupted copy): frame 1 decodes, frame
+    # 2's data is short, and frame 3's header is past the end (Pillow: "Missing dimensions").
+    second = Image.open(SROIE_DEV / "images" / "000.jpg").convert("RGB")
+    data = _tiff([receipt, second, receipt])
+    with Image.open(io.BytesIO(data)) as tiff:
+        tiff.seek(1)
+        [offset], [count] = tiff.tag_v2[273], tiff.tag_v2[279]
+    cut = data[: offset + count // 2]
+    with open_document(cut, "cut.tif") as opened:
+        assert opened.page_count == 3 and opened.sizes[2] == (0, 0)
+        assert opened.page(0).image.shape[:2] == (receipt.height, receipt.width)
+        with pytest.raises(CorruptInputError, match=r"cut\.tif: page 2 of 3 .*truncated"):
+            opened.page(1)
+        with pytest.raises(
+            CorruptInputError, match=r"cut\.tif: the header of page 3 cannot be read.*cut off"
+        ):
+            opened.page(2)

@@ -42,13 +42,15 @@ from ocr_pipeline.settings import DecodeSettings, Settings
 from tests.conftest import REPO, SROIE_DEV
 
 A4_PT = (595, 842)
-"""A4 in PDF points; at 300 dpi a page renders to 2479x3508 pixels, 3 bytes each: 26.1 MB."""
-A4_PAGE_MIB = 2479 * 3508 * 3 / 2**20
+"""A4 in PDF points; at 300 dpi a page renders to 2480x3509 pixels, 3 bytes each: 26.1 MB."""
+A4_PAGE_MIB = 2480 * 3509 * 3 / 2**20
 
 # Runs ``ocr_file`` with the default settings and the real engine on each file named in argv,
-# in order, and prints its own peak RSS after each (ru_maxrss only grows).
+# in order, and prints its own peak RSS after each (VmHWM only grows). Not ru_maxrss: Linux
+# carries the parent's peak into it across fork and exec, so a pytest process that once held a
+# large page would make every child look that large.
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.errors import InputError
@@ -56,7 +58,11 @@ from ocr_pipeline.jobs import decode_limits, ocr_file
 from ocr_pipeline.settings import load_settings
 
 def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
 
 settings = load_settings()
 engine = Engine.from_settings(settings)
@@ -164,15 +170,32 @@ def test_a_tiff_of_many_frames_is_refused_without_walking_them_all() -> None:
 
 
 def test_pixel_budgets_are_checked_on_every_page_before_the_first_is_decoded() -> None:
-    # A huge last page is refused before page 1 is rendered (opening renders nothing).
+    # A huge last page is known to be too large before page 1 is rendered (opening renders
+    # nothing): 14000 pt square is 58334 px at 300 dpi and still 29167 px at the 150 dpi floor,
+    # 850 million pixels. It is that page's error; the small pages are read (issue 23).
     document = pdfium.PdfDocument.new()
     document.new_page(100, 100)
     document.new_page(100, 100)
-    document.new_page(14_000, 14_000)  # 58333 px square at 300 dpi
+    document.new_page(14_000, 14_000)
     buffer = io.BytesIO()
     document.save(buffer)
-    with pytest.raises(InputTooLargeError, match=r"tall\.pdf: page 3 is .*decode\.max_pixels"):
-        open_document(buffer.getvalue(), "tall.pdf")
+    with open_document(buffer.getvalue(), "tall.pdf") as opened:
+        assert [plan.error is None for plan in opened.plans] == [True, True, False]
+        assert opened.sizes == [(417, 417), (417, 417), (0, 0)]
+        assert opened.total_pixels == 2 * 417 * 417  # the page not rendered counts nothing
+        with pytest.raises(
+            InputTooLargeError,
+            match=r"tall\.pdf: page 3 is 14000 x 14000 pt .*min_pdf_dpi.*decode\.max_pixels",
+        ):
+            opened.page(2)
+        assert opened.page(1).image.shape == (417, 417, 3)
+    # Alone in its file it leaves nothing to read: the whole file is refused, before rendering.
+    lone = pdfium.PdfDocument.new()
+    lone.new_page(14_000, 14_000)
+    buffer = io.BytesIO()
+    lone.save(buffer)
+    with pytest.raises(InputTooLargeError, match=r"huge\.pdf: page 1 is 14000 x 14000 pt"):
+        open_document(buffer.getvalue(), "huge.pdf")
     # All frames together: 3 x 10000 pixels over a budget of 25000.
     with pytest.raises(
         InputTooLargeError, match=r"t\.tiff: its 3 pages are 30000 pixels.*decode\.max_total_pixels"
@@ -183,12 +206,16 @@ def test_pixel_budgets_are_checked_on_every_page_before_the_first_is_decoded() -
     with pytest.raises(InputTooLargeError, match=r"at 300 dpi.*lower decode\.pdf_dpi"):
         open_document(blank_pdf(2), "two.pdf", DecodeLimits(max_total_pixels=10_000_000))
     with open_document(blank_pdf(2), "two.pdf", DecodeLimits(pdf_dpi=150)) as small:
-        assert small.total_pixels == 2 * 1240 * 1754
+        # 595 x 842 pt at 150 dpi is 1239.6 x 1754.2: pdfium rounds each side up.
+        assert small.total_pixels == 2 * 1240 * 1755
 
 
 def test_decode_limits_carry_every_decode_setting() -> None:
-    limits = decode_limits(DecodeSettings(max_pages=7, max_total_pixels=123_456, pdf_dpi=150))
+    limits = decode_limits(
+        DecodeSettings(max_pages=7, max_total_pixels=123_456, pdf_dpi=150, min_pdf_dpi=100)
+    )
     assert (limits.max_pages, limits.max_total_pixels, limits.pdf_dpi) == (7, 123_456, 150)
+    assert limits.min_pdf_dpi == 100
     defaults = decode_limits(DecodeSettings())
     assert defaults == DecodeLimits()  # the dataclass defaults are the settings' defaults
 

@@ -26,6 +26,8 @@ class RunSummary:
 
     done: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    partial: dict[str, str] = field(default_factory=dict)
+    """Relative path -> which pages could not be read (their results were written)."""
     failed: dict[str, str] = field(default_factory=dict)
     """Relative path -> error message."""
     stuck: dict[str, str] = field(default_factory=dict)
@@ -82,6 +84,13 @@ class StatusBoard:
         self.metrics.job("done", timings_ms)
         self.summary.done.append(relative)
 
+    def partial(self, relative: str, message: str, timings_ms: dict[str, float]) -> None:
+        """Count a document written with some pages missing (their errors in the result)."""
+        self.counters.partial += 1
+        self.metrics.job("partial", timings_ms)
+        self.summary.partial[relative] = message
+        self.error(relative, message)
+
     def duplicate(self, relative: str) -> None:
         """Count a file whose bytes had a result already."""
         self.counters.duplicate += 1
@@ -128,6 +137,7 @@ class StatusBoard:
             "stuck_files": activity.stuck[:20],
             "jobs": {
                 "done": self.counters.done,
+                "partial": self.counters.partial,
                 "failed": self.counters.failed,
                 "duplicate": self.counters.duplicate,
                 "retried": self.counters.retried,

@@ -4,6 +4,9 @@ Every claimed file leaves the work folder through here, in that fixed order:
 
 * done: the outputs (:mod:`ocr_pipeline.writers`, the JSON record last) into the outbox, then
   the original archived, deleted or kept (``daemon.on_success``), then the ``done`` record;
+* partial (a document some of whose pages could not be read): as done, with
+  ``failed/<name>.error.json`` naming those pages written before the original moves, and a
+  ``partial`` record;
 * duplicate: the earlier result copied under this file's name (if its name differs), then the
   original disposed of as on success, then the ``duplicate`` record;
 * failed: ``<name>.error.json`` into failed/, then the original beside it, then the ``failed``
@@ -145,16 +148,61 @@ class TerminalWriter:
             "attempt": claim.started,
             "result": f"{stem}.json",
         }
-        if not self._dispose_on_success(claim, sha, "done", fields):
+        event = "done"
+        if result.outcome == "partial":
+            event = "partial"
+            if not self._report_missing_pages(claim, result, stem, fields):
+                return False
+        if not self._dispose_on_success(claim, sha, event, fields):
             return False
         self.log.info(
-            "done",
+            event,
             file=relative,
             pages=len(result.pages),
             lines=len(confidences),
             seconds=round(result.timings_ms.get("total", 0.0) / 1000, 3),
         )
         return self._finish(claim)
+
+    def _report_missing_pages(
+        self, claim: Claim, result: DocumentResult, stem: str, fields: dict[str, Any]
+    ) -> bool:
+        """Write ``failed/<name>.error.json`` naming the pages that could not be read.
+
+        The original is archived like a success (most of it was read); the report is where an
+        operator looks for trouble. Adds ``failed_pages`` and ``message`` to ``fields``.
+        """
+        relative = claim.relative.as_posix()
+        failed = [page for page in result.pages if page.error is not None]
+        numbers = [page.index + 1 for page in failed]
+        first = failed[0].error
+        assert first is not None
+        listed = ", ".join(str(number) for number in numbers)
+        message = (
+            f"{relative}: page{'s' if len(numbers) > 1 else ''} {listed} of "
+            f"{len(result.pages)} could not be read (first: {first.message}); the other pages "
+            f"are in {stem}.json and the original is archived. Fix or re-scan those pages and "
+            "drop the file into the inbox again"
+        )
+        report = ErrorReport(
+            source=relative,
+            error_type=first.type,
+            message=message,
+            traceback=[],
+            attempts=max(claim.started, 1),
+            failed_at=utc_now(),
+            pipeline_version=__version__,
+            failed_pages=numbers,
+            result=f"{stem}.json",
+        )
+        try:
+            target = place(self.folders.failed, claim.relative, "partial", len(REPORT_SUFFIX))
+            write_error_report(report, target.with_name(f"{target.name}{REPORT_SUFFIX}"))
+        except OSError as exc:
+            self.stuck(relative, exc, "the error report of its missing pages was not written")
+            return False
+        fields.update(failed_pages=numbers, error_type=first.type, message=message)
+        return True
 
     def duplicate(self, claim: Claim, sha: str, earlier: str) -> bool:
         """Reuse the result ``earlier`` (a stem) of the same bytes; False if a step failed."""
@@ -362,6 +410,9 @@ class TerminalWriter:
         relative = str(fields.get("source", claim.relative.as_posix()))
         if event == "done":
             self.board.done(relative, dict(fields.get("timings_ms") or {}))
+        elif event == "partial":
+            timings = dict(fields.get("timings_ms") or {})
+            self.board.partial(relative, str(fields.get("message", "")), timings)
         elif event == "duplicate":
             self.board.duplicate(relative)
         elif event == "failed":
