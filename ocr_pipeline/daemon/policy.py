@@ -132,8 +132,13 @@ def poison_error(relative: str, attempts: int, exitcode: int | None) -> WorkerCr
 
 
 def timeout_error(relative: str, timeout_seconds: float) -> JobTimeoutError:
-    """The error of a file that ran past ``daemon.job_timeout`` (seconds)."""
+    """The error of a file that ran past ``daemon.job_timeout`` (seconds).
+
+    Its worker kept its heartbeat all along (a silent one is stopped and the file retried long
+    before), so it was busy: a very long document, or a native call that never returned.
+    """
     return JobTimeoutError(
-        f"{relative}: OCR took longer than {timeout_seconds:g} s and was stopped; split the "
-        "document or raise daemon.job_timeout, then drop it into the inbox again"
+        f"{relative}: OCR took longer than {timeout_seconds:g} s and was stopped (its worker "
+        "was busy all along: a very long document, or a page the engine could not finish); "
+        "split the document or raise daemon.job_timeout, then drop it into the inbox again"
     )
