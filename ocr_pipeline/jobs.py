@@ -40,46 +40,69 @@ from ocr_pipeline.settings import DecodeSettings, Settings
 _READ_CHUNK = 1024 * 1024
 
 
-def read_input(path: Path, limits: DecodeLimits, follow_symlinks: bool = False) -> bytes:
-    """Read a file's bytes safely: a regular file only, refused before reading when too large.
+def open_input(path: Path, name: str, follow_symlinks: bool = False) -> tuple[int, os.stat_result]:
+    """Open an input file for reading, safely: a regular file only, never blocking.
 
-    The file is opened once, without following a symlink (unless ``follow_symlinks``) and
-    without blocking (a FIFO dropped in the inbox must not hang the worker); the checks are
-    made on the open descriptor, so the file cannot be swapped between check and read. At most
-    ``limits.max_bytes`` bytes are read, even if the file grows meanwhile.
+    Opened once, without following a symlink (unless ``follow_symlinks``) and without blocking
+    (a FIFO dropped in the inbox must not hang the caller); the checks are made on the open
+    descriptor, so the file cannot be swapped between check and read.
 
     Args:
         path: the input file.
-        limits: ``limits.max_bytes`` is the largest file read, bytes.
+        name: how messages call it (the file name, or its inbox-relative path).
         follow_symlinks: read a symlink's target (setting ``daemon.follow_symlinks``); when
             False a symlink is refused.
 
     Returns:
-        The file's bytes.
+        The open descriptor (the caller closes it) and its ``fstat``.
 
     Raises:
         SymlinkRefusedError: ``path`` is a symlink and ``follow_symlinks`` is False.
         UnreadableInputError: no read permission, or not a regular file (a FIFO, a device, a
             directory, a symlink loop).
-        InputTooLargeError: the file is larger than ``limits.max_bytes``.
-        OSError: any other failure to open or read (the file vanished: ``FileNotFoundError``).
+        OSError: any other failure to open (the file vanished: ``FileNotFoundError``).
 
     """
-    name = path.name
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise _open_error(path, exc, follow_symlinks) from exc
+        raise _open_error(path, name, exc, follow_symlinks) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise UnreadableInputError(
+            f"{name} is not a regular file ({_file_kind(info.st_mode)}); the daemon reads "
+            "only regular files: drop the document itself as a regular file"
+        )
+    return fd, info
+
+
+def read_input(path: Path, limits: DecodeLimits, follow_symlinks: bool = False) -> bytes:
+    """Read a file's bytes safely (:func:`open_input`), refused before reading when too large.
+
+    At most ``limits.max_bytes`` bytes are read, even if the file grows meanwhile.
+
+    Args:
+        path: the input file.
+        limits: ``limits.max_bytes`` is the largest file read, bytes.
+        follow_symlinks: read a symlink's target (setting ``daemon.follow_symlinks``).
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        SymlinkRefusedError: ``path`` is a symlink and ``follow_symlinks`` is False.
+        UnreadableInputError: no read permission, or not a regular file.
+        InputTooLargeError: the file is larger than ``limits.max_bytes``.
+        OSError: any other failure to open or read (the file vanished: ``FileNotFoundError``).
+
+    """
+    name = path.name
+    fd, info = open_input(path, name, follow_symlinks)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableInputError(
-                f"{name} is not a regular file ({_file_kind(info.st_mode)}); the daemon reads "
-                "only regular files: drop the document itself as a regular file"
-            )
         check_byte_limit(name, info.st_size, limits)
         chunks: list[bytes] = []
         size = 0
@@ -95,9 +118,8 @@ def read_input(path: Path, limits: DecodeLimits, follow_symlinks: bool = False) 
         os.close(fd)
 
 
-def _open_error(path: Path, exc: OSError, follow_symlinks: bool) -> Exception:
+def _open_error(path: Path, name: str, exc: OSError, follow_symlinks: bool) -> Exception:
     """The error to raise for ``exc`` from opening ``path`` (``exc`` itself if not ours)."""
-    name = path.name
     if exc.errno == errno.ELOOP and not follow_symlinks and path.is_symlink():
         return SymlinkRefusedError(
             f"{name} is a symlink; the daemon does not follow symlinks (setting "

@@ -13,25 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
 from PIL import Image
 
 from tests.conftest import SROIE_DEV
 from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout
+from tests.receipts import receipt_header
 
 BROKEN = {
     "syntax": (b"[detect]\nbox_thresh = = 0.5\n", "line 2, column 14"),
     "encoding": (b"[detect]\nbox_thresh = 0.5  # \xff\xfe\n", "line 2, column 21"),
 }
-
-
-def _receipt_png(number: int) -> bytes:
-    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
-    assert image is not None
-    ok, png = cv2.imencode(".png", image[: image.shape[0] // 4])
-    assert ok
-    return png.tobytes()
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -76,7 +68,7 @@ def test_broken_config_at_sighup_is_refused_and_the_daemon_goes_on(
             lambda: "reload refused" in daemon.log_tail(), 30, "the refused reload in the log"
         )
         for number in (0, 1):
-            (layout.inbox / f"r{number}.png").write_bytes(_receipt_png(number))
+            (layout.inbox / f"r{number}.png").write_bytes(receipt_header(number))
         daemon.wait(lambda: len(layout.events("done")) == 2, 90, "both files done")
         last_error = daemon.status().get("last_error") or {}
         assert str(config) in str(last_error.get("error")), last_error
@@ -121,7 +113,7 @@ def test_folders_that_would_feed_the_daemon_its_own_files_are_refused(
 ) -> None:
     (tmp_path / inbox).mkdir(parents=True)
     (tmp_path / "out.txt").write_text("a file where the outbox should be", encoding="utf-8")
-    (tmp_path / inbox / "receipt.png").write_bytes(_receipt_png(2))
+    (tmp_path / inbox / "receipt.png").write_bytes(receipt_header(2))
     filled = {key: value.format(base=tmp_path) for key, value in env.items()}
 
     finished = _cli("run", str(tmp_path / inbox), str(tmp_path / outbox), env=filled)
@@ -133,7 +125,7 @@ def test_folders_that_would_feed_the_daemon_its_own_files_are_refused(
 
 def test_copies_dropped_together_are_read_once(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
-    png = _receipt_png(3)
+    png = receipt_header(3)
     staging = tmp_path / "staging"
     staging.mkdir()
     for number in range(5):
@@ -176,14 +168,14 @@ def test_model_damaged_after_start_holds_files_until_restored(tmp_path: Path) ->
     env = {"OCR_PIPELINE_MODELS__DIR": str(store)}
     daemon = DaemonProcess(layout, env=env).start()
     try:
-        (layout.inbox / "before.png").write_bytes(_receipt_png(4))
+        (layout.inbox / "before.png").write_bytes(receipt_header(4))
         daemon.wait(lambda: len(layout.events("done")) == 1, 90, "a file done with good models")
 
         recognizer.write_bytes(good_bytes[: len(good_bytes) // 2])  # damaged after start
         for pid in daemon.status().get("worker_pids", []):
             os.kill(pid, signal.SIGKILL)  # the replacements load the damaged file
         for number in (5, 6, 7):
-            (layout.inbox / f"r{number}.png").write_bytes(_receipt_png(number))
+            (layout.inbox / f"r{number}.png").write_bytes(receipt_header(number))
         daemon.wait(lambda: bool(daemon.status().get("held")), 90, "the daemon holding files")
         health = _cli("health", str(layout.outbox))
         assert health.returncode == 1, health.stdout

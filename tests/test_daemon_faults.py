@@ -18,49 +18,16 @@ from pathlib import Path
 
 import cv2
 import pytest
-from rapidfuzz import fuzz
 
 from ocr_pipeline.audit import read_audit
-from ocr_pipeline.daemon import Daemon, RunSummary
 from ocr_pipeline.daemon.terminal import KILL_AT_ENV
-from ocr_pipeline.evaluation import load_ground_truth, squash
-from ocr_pipeline.executors import JobOutcome, JobRecipe, SerialExecutor
+from ocr_pipeline.executors import JobOutcome, JobRecipe
 from ocr_pipeline.executors.worker import Worker
-from ocr_pipeline.settings import Settings
 from tests.conftest import SROIE_DEV
 from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout, wait_until
+from tests.receipts import daemon_settings, matches_truth, receipt_header, run_serial
 
 TERMINAL = {"done", "failed", "duplicate"}
-
-
-def _settings(base: Path, **daemon: object) -> Settings:
-    return Settings(
-        inbox=base / "inbox",
-        outbox=base / "outbox",
-        detect={"limit_type": "max", "limit_side": 640},
-        daemon={"settle_seconds": 0.0, "settle_after_close_seconds": 0.0, **daemon},
-    )
-
-
-def _receipt_png(number: int) -> bytes:
-    """The top quarter of dev receipt ``number`` (its header lines), as PNG bytes."""
-    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
-    assert image is not None
-    ok, png = cv2.imencode(".png", image[: image.shape[0] // 4])
-    assert ok
-    return png.tobytes()
-
-
-def _matches_truth(text: str, number: int) -> bool:
-    truth = next(r for r in load_ground_truth(SROIE_DEV) if r.image.stem == f"{number:03d}")
-    return len(squash(text)) >= 40 and fuzz.partial_ratio(squash(text), squash(truth.text)) >= 85
-
-
-def _run(settings: Settings, run: object = None) -> RunSummary:
-    def factory(s: Settings, generation: int) -> SerialExecutor:
-        return SerialExecutor(s, generation, run=run)  # type: ignore[arg-type]
-
-    return Daemon(settings, watch=False, executor=factory).run()
 
 
 def _terminal_records(base: Path) -> dict[str, list[str]]:
@@ -102,15 +69,15 @@ def test_symlink_goes_to_failed_with_the_policy_and_its_target_is_never_read(
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     secret = outside / "secret.png"
-    secret.write_bytes(_receipt_png(1))  # a readable receipt: reading it would OCR it
+    secret.write_bytes(receipt_header(1))  # a readable receipt: reading it would OCR it
     secret.chmod(0o600)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "link.png").symlink_to(secret)
     (inbox / "dangling.png").symlink_to("../nowhere/gone.png")
-    (inbox / "good.png").write_bytes(_receipt_png(2))
+    (inbox / "good.png").write_bytes(receipt_header(2))
 
-    summary = _run(_settings(tmp_path))
+    summary, _ = run_serial(daemon_settings(tmp_path))
 
     assert summary.done == ["good.png"]
     assert sorted(summary.failed) == ["dangling.png", "link.png"]
@@ -135,20 +102,20 @@ def test_followed_symlink_is_read_only_on_the_inbox_file_system(tmp_path: Path) 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     near = tmp_path / "near.png"
-    near.write_bytes(_receipt_png(3))
+    near.write_bytes(receipt_header(3))
     far = shm / f"ocr-pipeline-test-{os.getpid()}.png"
-    far.write_bytes(_receipt_png(4))
+    far.write_bytes(receipt_header(4))
     try:
         (inbox / "near.png").symlink_to(near)
         (inbox / "far.png").symlink_to(far)
 
-        summary = _run(_settings(tmp_path, follow_symlinks=True))
+        summary, _ = run_serial(daemon_settings(tmp_path, follow_symlinks=True))
     finally:
         far.unlink(missing_ok=True)
 
     assert summary.done == ["near.png"]
     text = json.loads((tmp_path / "outbox" / "near.json").read_text("utf-8"))["text"]
-    assert _matches_truth(text, 3), text
+    assert matches_truth(text, 3), text
     report = _report(tmp_path, "far.png")
     assert report["error_type"] == "SymlinkRefusedError"
     assert "another file system" in str(report["message"])
@@ -160,10 +127,10 @@ def test_fifo_and_sparse_giant_are_refused_without_being_read(tmp_path: Path) ->
     os.mkfifo(inbox / "pipe.jpg")  # opening it for reading would block the daemon forever
     with (inbox / "huge.pdf").open("wb") as handle:
         handle.truncate(50 * 1024**3)  # 50 GB, sparse: reading it whole takes over a minute
-    (inbox / "good.png").write_bytes(_receipt_png(5))
+    (inbox / "good.png").write_bytes(receipt_header(5))
     read_before = _rchar()
 
-    summary = _run(_settings(tmp_path))
+    summary, _ = run_serial(daemon_settings(tmp_path))
 
     assert _rchar() - read_before < 200 * 1024**2  # the models and the receipt, not 50 GB
     assert summary.done == ["good.png"]
@@ -180,8 +147,8 @@ def test_unreadable_file_goes_to_failed_with_what_to_do(tmp_path: Path) -> None:
     """Run the real command; as root, without the capabilities that let root read anything."""
     layout = Layout(tmp_path)
     unreadable = layout.inbox / "locked.png"
-    unreadable.write_bytes(_receipt_png(6))
-    (layout.inbox / "good.png").write_bytes(_receipt_png(7))
+    unreadable.write_bytes(receipt_header(6))
+    (layout.inbox / "good.png").write_bytes(receipt_header(7))
     unreadable.chmod(0)
     command = [
         sys.executable,
@@ -215,7 +182,7 @@ def test_unreadable_file_goes_to_failed_with_what_to_do(tmp_path: Path) -> None:
 
 def test_file_changed_after_its_claim_is_released_then_read_whole(tmp_path: Path) -> None:
     """A writer still writing through its open descriptor after the claim's rename."""
-    png = _receipt_png(8)
+    png = receipt_header(8)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "slow.png").write_bytes(png[: len(png) // 3])
@@ -230,21 +197,21 @@ def test_file_changed_after_its_claim_is_released_then_read_whole(tmp_path: Path
             if len(tries) == 1:
                 recipe.job.path.write_bytes(png)  # the rest arrives while the job fails
 
-    summary = _run(_settings(tmp_path), writer_finishes_during_the_first_try)
+    summary, _ = run_serial(daemon_settings(tmp_path), writer_finishes_during_the_first_try)
 
     assert tries == [len(png) // 3, len(png)]
     assert summary.done == ["slow.png"] and not summary.failed
     events = [r["event"] for r in read_audit(tmp_path / "logs" / "audit.jsonl") if r.get("source")]
     assert events == ["claimed", "released", "claimed", "done"]
     text = json.loads((tmp_path / "outbox" / "slow.json").read_text("utf-8"))["text"]
-    assert _matches_truth(text, 8), text
+    assert matches_truth(text, 8), text
 
 
 def test_an_unexpected_error_stays_with_its_file(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "a-bad.png").write_bytes(_receipt_png(9))
-    (inbox / "b-good.png").write_bytes(_receipt_png(10))
+    (inbox / "a-bad.png").write_bytes(receipt_header(9))
+    (inbox / "b-good.png").write_bytes(receipt_header(10))
     worker = Worker()
 
     def broken_outcome_for_one(recipe: JobRecipe) -> JobOutcome:
@@ -253,13 +220,13 @@ def test_an_unexpected_error_stays_with_its_file(tmp_path: Path) -> None:
             return JobOutcome(result=None, worker_pid=0, generation=0)  # type: ignore[arg-type]
         return outcome
 
-    summary = _run(_settings(tmp_path), broken_outcome_for_one)
+    summary, _ = run_serial(daemon_settings(tmp_path), broken_outcome_for_one)
 
     assert summary.done == ["b-good.png"]
     report = _report(tmp_path, "a-bad.png")
     assert report["error_type"] == "InternalError"
     assert report["traceback"], "the report carries the traceback"
-    assert (tmp_path / "failed" / "a-bad.png").read_bytes() == _receipt_png(9)
+    assert (tmp_path / "failed" / "a-bad.png").read_bytes() == receipt_header(9)
     assert _terminal_records(tmp_path) == {"a-bad.png": ["failed"], "b-good.png": ["done"]}
 
 
@@ -268,7 +235,7 @@ def test_kill_between_moving_the_original_and_its_record_is_completed_at_restart
 ) -> None:
     layout = Layout(tmp_path)
     daemon = DaemonProcess(layout, env={KILL_AT_ENV: "disposed"}).start()
-    (layout.inbox / "receipt.png").write_bytes(_receipt_png(11))
+    (layout.inbox / "receipt.png").write_bytes(receipt_header(11))
     assert daemon.proc is not None
     daemon.proc.wait(timeout=120)  # it kills itself right after archiving the original
     with contextlib.suppress(ProcessLookupError):
@@ -287,7 +254,7 @@ def test_kill_between_moving_the_original_and_its_record_is_completed_at_restart
     assert layout.files(layout.archive) == ["receipt.png"]  # not OCRed or archived twice
     assert _work_entries(layout.inbox) == []
     text = json.loads((layout.outbox / "receipt.json").read_text("utf-8"))["text"]
-    assert _matches_truth(text, 11), text
+    assert matches_truth(text, 11), text
 
 
 def test_daemon_killed_twice_mid_job_does_not_fail_a_good_file(tmp_path: Path) -> None:
@@ -359,7 +326,7 @@ def test_full_outbox_is_retried_when_space_returns_and_health_says_stuck(
     try:
         (layout.inbox / "sub").mkdir()
         for number in (12, 13):
-            (layout.inbox / "sub" / f"r{number}.png").write_bytes(_receipt_png(number))
+            (layout.inbox / "sub" / f"r{number}.png").write_bytes(receipt_header(number))
         daemon.wait(lambda: daemon.status().get("stuck") == 2, 120, "two files stuck")
         health = subprocess.run(
             [sys.executable, "-m", "ocr_pipeline.cli", "health", str(layout.outbox)],
@@ -379,7 +346,7 @@ def test_full_outbox_is_retried_when_space_returns_and_health_says_stuck(
     assert _terminal_records(tmp_path) == {"sub/r12.png": ["done"], "sub/r13.png": ["done"]}
     for number in (12, 13):
         text = json.loads((full_outbox_folder / f"r{number}.json").read_text("utf-8"))["text"]
-        assert _matches_truth(text, number), text
+        assert matches_truth(text, number), text
     assert _work_entries(layout.inbox) == []
 
 
@@ -393,7 +360,7 @@ def test_replaced_inbox_is_watched_again_and_its_lock_taken(tmp_path: Path) -> N
     try:
         layout.inbox.rename(tmp_path / "inbox-before")
         layout.inbox.mkdir()
-        (layout.inbox / "after.png").write_bytes(_receipt_png(14))
+        (layout.inbox / "after.png").write_bytes(receipt_header(14))
         daemon.wait(lambda: bool(layout.events("done")), 60, "the new inbox's file done")
 
         second = subprocess.run(
@@ -417,4 +384,4 @@ def test_replaced_inbox_is_watched_again_and_its_lock_taken(tmp_path: Path) -> N
     assert "inbox replaced" in daemon.log_tail()
     assert _terminal_records(tmp_path) == {"after.png": ["done"]}
     text = json.loads((layout.outbox / "after.json").read_text("utf-8"))["text"]
-    assert _matches_truth(text, 14), text
+    assert matches_truth(text, 14), text

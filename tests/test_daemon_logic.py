@@ -11,14 +11,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import pytest
-from rapidfuzz import fuzz
 
 from ocr_pipeline.audit import read_audit
 from ocr_pipeline.claims import claim_file
 from ocr_pipeline.cli import _cli_overrides, build_parser
-from ocr_pipeline.daemon import Daemon, RunSummary
 from ocr_pipeline.daemon.policy import (
     Action,
     BeforeStart,
@@ -28,11 +25,10 @@ from ocr_pipeline.daemon.policy import (
     before_start,
 )
 from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
-from ocr_pipeline.evaluation import load_ground_truth, squash
-from ocr_pipeline.executors import JobOutcome, JobRecipe, SerialExecutor
+from ocr_pipeline.executors import JobOutcome, JobRecipe
 from ocr_pipeline.executors.worker import Worker
 from ocr_pipeline.settings import Settings
-from tests.conftest import SROIE_DEV
+from tests.receipts import Run, daemon_settings, matches_truth, receipt_header, run_serial
 
 # ----------------------------------------------------------------- the pure policy
 
@@ -77,51 +73,12 @@ def test_after_job(end: JobEnd, attempts: int, draining: bool, expected: Decisio
 
 # ----------------------------------------------------------------- the daemon, serially
 
-Run = Callable[[JobRecipe], JobOutcome]
-
-
-def _settings(base: Path, **daemon: object) -> Settings:
-    return Settings(
-        inbox=base / "inbox",
-        outbox=base / "outbox",
-        detect={"limit_type": "max", "limit_side": 640},
-        daemon={"settle_seconds": 0.0, "settle_after_close_seconds": 0.0, **daemon},
-    )
-
-
-def _receipt_png(number: int) -> bytes:
-    """The top quarter of dev receipt ``number`` (its header lines), as PNG bytes."""
-    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
-    assert image is not None
-    ok, png = cv2.imencode(".png", image[: image.shape[0] // 4])
-    assert ok
-    return png.tobytes()
-
-
-def _matches_truth(text: str, number: int) -> bool:
-    """Whether ``text`` (a receipt's header) is found in receipt ``number``'s ground truth.
-
-    Compared without spaces and case (``squash``), allowing a few misread characters.
-    """
-    truth = next(r for r in load_ground_truth(SROIE_DEV) if r.image.stem == f"{number:03d}")
-    return len(squash(text)) >= 40 and fuzz.partial_ratio(squash(text), squash(truth.text)) >= 85
-
 
 def _drop(base: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         path = base / "inbox" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-
-
-def _run(settings: Settings, run: Run | None = None) -> tuple[RunSummary, list[SerialExecutor]]:
-    made: list[SerialExecutor] = []
-
-    def factory(s: Settings, generation: int) -> SerialExecutor:
-        made.append(SerialExecutor(s, generation, run=run))
-        return made[-1]
-
-    return Daemon(settings, watch=False, executor=factory).run(), made
 
 
 def _audit(base: Path) -> list[dict[str, object]]:
@@ -144,9 +101,9 @@ def _faulty(fault: Callable[[JobRecipe], None]) -> Run:
 
 
 def test_real_ocr_then_duplicate_reuses_the_result(tmp_path: Path) -> None:
-    png = _receipt_png(0)
+    png = receipt_header(0)
     _drop(tmp_path, {"a.png": png, "sub/copy.png": png, "b.png": b"not an image at all"})
-    summary, _ = _run(_settings(tmp_path))
+    summary, _ = run_serial(daemon_settings(tmp_path))
 
     assert summary.done == ["a.png"] or summary.done == ["sub/copy.png"]
     assert len(summary.duplicates) == 1
@@ -154,7 +111,7 @@ def test_real_ocr_then_duplicate_reuses_the_result(tmp_path: Path) -> None:
     first = json.loads((tmp_path / "outbox" / "a.json").read_text(encoding="utf-8"))
     copy = json.loads((tmp_path / "outbox" / "sub" / "copy.json").read_text(encoding="utf-8"))
     assert copy["text"] == first["text"] and copy["source"]["relative_path"] == "sub/copy.png"
-    assert _matches_truth(first["text"], 0), first["text"]  # the header was really read
+    assert matches_truth(first["text"], 0), first["text"]  # the header was really read
     assert (tmp_path / "outbox" / "a.txt").read_text(encoding="utf-8") == first["text"] + "\n"
     assert sorted(p.name for p in (tmp_path / "archive").rglob("*.png")) == ["a.png", "copy.png"]
     report = json.loads((tmp_path / "failed" / "b.png.error.json").read_text(encoding="utf-8"))
@@ -164,13 +121,13 @@ def test_real_ocr_then_duplicate_reuses_the_result(tmp_path: Path) -> None:
 
 
 def test_worker_lost_twice_is_poison_and_other_files_go_on(tmp_path: Path) -> None:
-    _drop(tmp_path, {"poison.png": _receipt_png(1), "good.png": _receipt_png(2)})
+    _drop(tmp_path, {"poison.png": receipt_header(1), "good.png": receipt_header(2)})
 
     def die_on_poison(recipe: JobRecipe) -> None:
         if recipe.job.relative == "poison.png":
             raise WorkerLostError("worker died (exit code -9)", -9)
 
-    summary, _ = _run(_settings(tmp_path, max_attempts=2), _faulty(die_on_poison))
+    summary, _ = run_serial(daemon_settings(tmp_path, max_attempts=2), _faulty(die_on_poison))
 
     assert summary.done == ["good.png"]
     assert list(summary.failed) == ["poison.png"]
@@ -178,11 +135,11 @@ def test_worker_lost_twice_is_poison_and_other_files_go_on(tmp_path: Path) -> No
     report = json.loads((tmp_path / "failed" / "poison.png.error.json").read_text("utf-8"))
     assert report["error_type"] == "WorkerCrashedError" and report["attempts"] == 2
     assert "exit code -9" in report["message"] and "poison.png" in report["message"]
-    assert (tmp_path / "failed" / "poison.png").read_bytes() == _receipt_png(1)
+    assert (tmp_path / "failed" / "poison.png").read_bytes() == receipt_header(1)
 
 
 def test_worker_lost_once_is_retried_and_succeeds(tmp_path: Path) -> None:
-    _drop(tmp_path, {"flaky.png": _receipt_png(3)})
+    _drop(tmp_path, {"flaky.png": receipt_header(3)})
     deaths: list[str] = []
 
     def die_once(recipe: JobRecipe) -> None:
@@ -190,7 +147,7 @@ def test_worker_lost_once_is_retried_and_succeeds(tmp_path: Path) -> None:
             deaths.append(recipe.job.relative)
             raise WorkerLostError("worker died (exit code -11)", -11)
 
-    summary, _ = _run(_settings(tmp_path), _faulty(die_once))
+    summary, _ = run_serial(daemon_settings(tmp_path), _faulty(die_once))
 
     assert summary.done == ["flaky.png"] and deaths == ["flaky.png"]
     done = [r for r in _audit(tmp_path) if r["event"] == "done"]
@@ -198,12 +155,12 @@ def test_worker_lost_once_is_retried_and_succeeds(tmp_path: Path) -> None:
 
 
 def test_timeout_fails_the_file_with_the_setting_to_raise(tmp_path: Path) -> None:
-    _drop(tmp_path, {"slow.png": _receipt_png(4)})
+    _drop(tmp_path, {"slow.png": receipt_header(4)})
 
     def too_slow(recipe: JobRecipe) -> None:
         raise JobTimeoutError("the job ran past its timeout")
 
-    summary, _ = _run(_settings(tmp_path, job_timeout=5), _faulty(too_slow))
+    summary, _ = run_serial(daemon_settings(tmp_path, job_timeout=5), _faulty(too_slow))
 
     message = summary.failed["slow.png"]
     assert "longer than 5 s" in message and "daemon.job_timeout" in message
@@ -211,7 +168,7 @@ def test_timeout_fails_the_file_with_the_setting_to_raise(tmp_path: Path) -> Non
 
 
 def test_broken_executor_is_restarted_and_the_try_not_counted(tmp_path: Path) -> None:
-    _drop(tmp_path, {"a.png": _receipt_png(5)})
+    _drop(tmp_path, {"a.png": receipt_header(5)})
     broken: list[bool] = []
 
     def break_once(recipe: JobRecipe) -> None:
@@ -219,7 +176,7 @@ def test_broken_executor_is_restarted_and_the_try_not_counted(tmp_path: Path) ->
             broken.append(True)
             raise ExecutorBrokenError("the worker pool broke")
 
-    summary, executors = _run(_settings(tmp_path, max_attempts=1), _faulty(break_once))
+    summary, executors = run_serial(daemon_settings(tmp_path, max_attempts=1), _faulty(break_once))
 
     assert summary.done == ["a.png"]  # with max_attempts 1, a counted try would have failed it
     assert executors[0].restarts == 1
@@ -228,8 +185,8 @@ def test_broken_executor_is_restarted_and_the_try_not_counted(tmp_path: Path) ->
 
 
 def test_daemon_killed_twice_mid_job_is_not_the_files_fault(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, max_attempts=2, instance="t1")
-    _drop(tmp_path, {"survivor.png": _receipt_png(6)})
+    settings = daemon_settings(tmp_path, max_attempts=2, instance="t1")
+    _drop(tmp_path, {"survivor.png": receipt_header(6)})
     work = tmp_path / "inbox" / ".ocr-pipeline" / "work" / "t1"
     work.mkdir(parents=True)
     claim = claim_file(tmp_path / "inbox", Path("survivor.png"), work)
@@ -237,19 +194,19 @@ def test_daemon_killed_twice_mid_job_is_not_the_files_fault(tmp_path: Path) -> N
     claim.started = 2  # two jobs started, no end: the daemon itself was killed both times
     claim.save()
 
-    summary, _ = _run(settings)
+    summary, _ = run_serial(settings)
 
     assert summary.done == ["survivor.png"]
     assert _events(tmp_path, "survivor.png") == ["retried", "done"]
     done = [r for r in _audit(tmp_path) if r["event"] == "done"]
     assert done[0]["attempt"] == 3  # the third job started for it
     text = json.loads((tmp_path / "outbox" / "survivor.json").read_text("utf-8"))["text"]
-    assert _matches_truth(text, 6), text
+    assert matches_truth(text, 6), text
 
 
 def test_recovered_claim_with_its_counted_tries_used_up_is_poison(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, max_attempts=2, instance="t1")
-    _drop(tmp_path, {"killer.png": _receipt_png(6)})
+    settings = daemon_settings(tmp_path, max_attempts=2, instance="t1")
+    _drop(tmp_path, {"killer.png": receipt_header(6)})
     work = tmp_path / "inbox" / ".ocr-pipeline" / "work" / "t1"
     work.mkdir(parents=True)
     claim = claim_file(tmp_path / "inbox", Path("killer.png"), work)
@@ -263,7 +220,7 @@ def test_recovered_claim_with_its_counted_tries_used_up_is_poison(tmp_path: Path
         ran.append(recipe.job.relative)
         raise AssertionError("a poison claim must not be started")
 
-    summary, _ = _run(settings, never)
+    summary, _ = run_serial(settings, never)
 
     assert ran == []
     assert "each of 2 tries" in summary.failed["killer.png"]
@@ -272,14 +229,14 @@ def test_recovered_claim_with_its_counted_tries_used_up_is_poison(tmp_path: Path
 
 
 def test_outputs_setting_chooses_the_files(tmp_path: Path) -> None:
-    _drop(tmp_path, {"only-json.png": _receipt_png(7)})
-    settings = _settings(tmp_path).model_copy(update={"outputs": ["json"]})
-    summary, _ = _run(settings)
+    _drop(tmp_path, {"only-json.png": receipt_header(7)})
+    settings = daemon_settings(tmp_path).model_copy(update={"outputs": ["json"]})
+    summary, _ = run_serial(settings)
     assert summary.done == ["only-json.png"]
     written = sorted(p.name for p in (tmp_path / "outbox").iterdir() if p.is_file())
     assert written == ["only-json.json"]
     text = json.loads((tmp_path / "outbox" / "only-json.json").read_text("utf-8"))["text"]
-    assert _matches_truth(text, 7), text
+    assert matches_truth(text, 7), text
 
 
 def test_output_flag_replaces_outputs_and_keeps_the_record() -> None:

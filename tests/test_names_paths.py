@@ -18,15 +18,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import pytest
 import structlog
-from rapidfuzz import fuzz
 
 from ocr_pipeline.audit import AuditLog, configure_logging, get_logger
-from ocr_pipeline.daemon import Daemon, RunSummary
-from ocr_pipeline.evaluation import load_ground_truth, squash
-from ocr_pipeline.executors import SerialExecutor
 from ocr_pipeline.names import (
     NAME_MAX,
     byte_length,
@@ -39,9 +34,8 @@ from ocr_pipeline.names import (
     name_hash,
     printable,
 )
-from ocr_pipeline.settings import Settings
 from ocr_pipeline.state import KeptLedger, ResultsIndex, write_status
-from tests.conftest import SROIE_DEV
+from tests.receipts import daemon_settings, matches_truth, receipt_header, run_serial
 
 BAD = b"bad\xff\xfe.jpg"
 GBK = "增值税发票.jpg".encode("gbk")
@@ -196,30 +190,6 @@ def test_log_lines_with_undecodable_names_are_utf8(
 # ----------------------------------------------------------------- the daemon on real receipts
 
 
-def _settings(base: Path, **daemon: object) -> Settings:
-    return Settings(
-        inbox=base / "inbox",
-        outbox=base / "outbox",
-        detect={"limit_type": "max", "limit_side": 640},
-        daemon={"settle_seconds": 0.0, "settle_after_close_seconds": 0.0, **daemon},
-    )
-
-
-def _receipt_jpg(number: int) -> bytes:
-    """The top quarter of dev receipt ``number`` (its header lines), as JPEG bytes."""
-    image = cv2.imread(str(SROIE_DEV / "images" / f"{number:03d}.jpg"))
-    assert image is not None
-    ok, jpg = cv2.imencode(".jpg", image[: image.shape[0] // 4])
-    assert ok
-    return jpg.tobytes()
-
-
-def _matches_truth(text: str, number: int) -> bool:
-    """Whether ``text`` (a receipt's header) is found in receipt ``number``'s ground truth."""
-    truth = next(r for r in load_ground_truth(SROIE_DEV) if r.image.stem == f"{number:03d}")
-    return len(squash(text)) >= 40 and fuzz.partial_ratio(squash(text), squash(truth.text)) >= 85
-
-
 def _drop(folder: Path, raw: bytes, data: bytes) -> None:
     """Write ``data`` as ``folder/raw`` (a name given as bytes, made exactly so)."""
     path = os.fsencode(folder) + b"/" + raw
@@ -229,13 +199,6 @@ def _drop(folder: Path, raw: bytes, data: bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
-
-
-def _run(settings: Settings) -> RunSummary:
-    def factory(s: Settings, generation: int) -> SerialExecutor:
-        return SerialExecutor(s, generation)
-
-    return Daemon(settings, watch=False, executor=factory).run()
 
 
 def _audit(base: Path) -> list[dict[str, object]]:
@@ -266,9 +229,9 @@ def _names(folder: Path) -> set[bytes]:
 def test_undecodable_names_are_ocred_and_findable(tmp_path: Path) -> None:
     drops = {BAD: 0, GBK: 1, LATIN1: 2, b"plain.jpg": 3, SHIFT_JIS: 0}  # Shift-JIS: BAD's bytes
     for raw, number in drops.items():
-        _drop(tmp_path / "inbox", raw, _receipt_jpg(number))
+        _drop(tmp_path / "inbox", raw, receipt_header(number, ".jpg"))
 
-    summary = _run(_settings(tmp_path))
+    summary, _ = run_serial(daemon_settings(tmp_path))
 
     assert not summary.failed and len(summary.done) == 4 and len(summary.duplicates) == 1
     assert {*summary.done, *summary.duplicates} == {os.fsdecode(raw) for raw in drops}
@@ -286,7 +249,7 @@ def test_undecodable_names_are_ocred_and_findable(tmp_path: Path) -> None:
             assert "relative_path_bytes" not in source
         else:
             assert base64.b64decode(source["relative_path_bytes"]) == raw
-        assert _matches_truth(record["text"], number), record["text"]
+        assert matches_truth(record["text"], number), record["text"]
         txt = Path(os.fsdecode(outbox + b"/" + stem + b".txt")).read_text(encoding="utf-8")
         assert txt == record["text"] + "\n"
         if raw != SHIFT_JIS and raw != BAD:  # those two share one sha256: either may own it
@@ -302,11 +265,11 @@ def test_255_byte_names_give_results_archive_and_reports(tmp_path: Path) -> None
     multibyte = "增" * 83 + ".jpg"  # 253 bytes
     undecodable = b"\xfe" * 240 + b"broken.jpg"  # 250 bytes, not an image
     assert byte_length(ascii_name) == 255 and byte_length(multibyte) == 253
-    _drop(tmp_path / "inbox", ascii_name.encode(), _receipt_jpg(4))
-    _drop(tmp_path / "inbox", multibyte.encode(), _receipt_jpg(5))
+    _drop(tmp_path / "inbox", ascii_name.encode(), receipt_header(4, ".jpg"))
+    _drop(tmp_path / "inbox", multibyte.encode(), receipt_header(5, ".jpg"))
     _drop(tmp_path / "inbox", undecodable, b"not an image at all")
 
-    summary = _run(_settings(tmp_path))
+    summary, _ = run_serial(daemon_settings(tmp_path))
 
     assert sorted(summary.done) == sorted([ascii_name, multibyte])
     assert list(summary.failed) == [os.fsdecode(undecodable)]
@@ -321,8 +284,8 @@ def test_255_byte_names_give_results_archive_and_reports(tmp_path: Path) -> None
         by_name[record["source"]["name"]] = record
         assert path.read_text(encoding="utf-8") and path.with_suffix(".txt").is_file()
     assert set(by_name) == {ascii_name, multibyte}  # the full names, in the JSON
-    assert _matches_truth(by_name[ascii_name]["text"], 4)
-    assert _matches_truth(by_name[multibyte]["text"], 5)
+    assert matches_truth(by_name[ascii_name]["text"], 4)
+    assert matches_truth(by_name[multibyte]["text"], 5)
     assert {p.name for p in (tmp_path / "archive").iterdir()} == {ascii_name, multibyte}
     [report_path] = (tmp_path / "failed").glob("*.error.json")
     report = json.loads(report_path.read_bytes().decode("utf-8"))
@@ -341,11 +304,11 @@ def test_collisions_with_folders_and_symlinked_folders(tmp_path: Path) -> None:
     (tmp_path / "archive" / "d.jpg").write_bytes(b"an earlier archived file")
     (tmp_path / "outbox" / "sub").symlink_to(outside_out, target_is_directory=True)
     (tmp_path / "archive" / "sub").symlink_to(outside_archive, target_is_directory=True)
-    _drop(tmp_path / "inbox", b"d.jpg/e.jpg", _receipt_jpg(6))
-    _drop(tmp_path / "inbox", b"x.jpg", _receipt_jpg(7))
-    _drop(tmp_path / "inbox", b"sub/a.jpg", _receipt_jpg(8))
+    _drop(tmp_path / "inbox", b"d.jpg/e.jpg", receipt_header(6, ".jpg"))
+    _drop(tmp_path / "inbox", b"x.jpg", receipt_header(7, ".jpg"))
+    _drop(tmp_path / "inbox", b"sub/a.jpg", receipt_header(8, ".jpg"))
 
-    summary = _run(_settings(tmp_path))
+    summary, _ = run_serial(daemon_settings(tmp_path))
 
     assert sorted(summary.done) == ["d.jpg/e.jpg", "sub/a.jpg", "x.jpg"]
     assert _terminal(tmp_path) == {s: ["done"] for s in summary.done}
@@ -353,16 +316,16 @@ def test_collisions_with_folders_and_symlinked_folders(tmp_path: Path) -> None:
     archive, outbox = tmp_path / "archive", tmp_path / "outbox"
     assert (archive / "d.jpg").read_bytes() == b"an earlier archived file"
     [e_folder] = [p for p in archive.glob("d.jpg.*") if p.is_dir() and not p.is_symlink()]
-    assert (e_folder / "e.jpg").read_bytes() == _receipt_jpg(6)
+    assert (e_folder / "e.jpg").read_bytes() == receipt_header(6, ".jpg")
     [a_folder] = [p for p in archive.glob("sub.*") if p.is_dir() and not p.is_symlink()]
-    assert (a_folder / "a.jpg").read_bytes() == _receipt_jpg(8)
+    assert (a_folder / "a.jpg").read_bytes() == receipt_header(8, ".jpg")
     assert list((outbox / "x.json").iterdir()) == []
     records = {}
     for path in outbox.rglob("*.json"):
         if path.is_file() and ".ocr-pipeline" not in path.parts:
             records[json.loads(path.read_text("utf-8"))["source"]["relative_path"]] = path
     assert records["x.jpg"].parent == outbox and records["x.jpg"].name.startswith("x.")
-    assert records["x.jpg"].name != "x.json" and _matches_truth(
+    assert records["x.jpg"].name != "x.json" and matches_truth(
         json.loads(records["x.jpg"].read_text("utf-8"))["text"], 7
     )
     sub_result = records["sub/a.jpg"]

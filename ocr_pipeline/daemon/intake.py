@@ -17,7 +17,6 @@ outside the inbox is read on the daemon's behalf:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -30,6 +29,7 @@ from ocr_pipeline.errors import (
     SymlinkRefusedError,
     UnreadableInputError,
 )
+from ocr_pipeline.jobs import open_input
 
 CHUNK_BYTES = 1 << 20
 """Read size while hashing, bytes."""
@@ -108,34 +108,20 @@ def _check_link(
 def hash_claimed(path: Path, relative: str, limits: DecodeLimits, follow_symlinks: bool) -> str:
     """Hex sha256 of a claimed file, reading at most ``limits.max_bytes`` + 1 bytes.
 
+    Opened as the worker opens it (:func:`ocr_pipeline.jobs.open_input`: no symlink unless
+    followed, never blocking, a regular file only).
+
     Raises:
-        UnreadableInputError: the daemon's user may not read it.
+        UnreadableInputError: the daemon's user may not read it, or it is not a regular file.
         SymlinkRefusedError: it became a symlink after :func:`check_claimed`.
         InputTooLargeError: it grew past the byte limit while being read.
         OSError: another read error (the caller waits and tries again).
 
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-    if not follow_symlinks:
-        flags |= os.O_NOFOLLOW
-    try:
-        descriptor = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise UnreadableInputError(
-                f"{relative} cannot be read by the daemon's user ({exc.strerror}); give that "
-                "user read permission and drop the file into the inbox again"
-            ) from exc
-        if exc.errno == errno.ELOOP:
-            raise SymlinkRefusedError(
-                f"{relative} became a symlink after it was claimed; it was not followed"
-            ) from exc
-        raise
+    descriptor, _ = open_input(path, relative, follow_symlinks)
     digest = hashlib.sha256()
     read = 0
     with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise UnreadableInputError(f"{relative} is not a regular file; it was not read")
         while chunk := handle.read(CHUNK_BYTES):
             read += len(chunk)
             if read > limits.max_bytes:
