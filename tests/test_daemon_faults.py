@@ -382,6 +382,8 @@ def test_replaced_inbox_is_watched_again_and_its_lock_taken(tmp_path: Path) -> N
     finally:
         assert daemon.stop() == 0
     assert "inbox replaced" in daemon.log_tail()
+    assert '"signal": "SIGTERM"' in daemon.log_tail()  # the stop is logged, with its signal
+    assert "queue_events() called" not in daemon.log_tail()  # no watchdog noise at the stop
     assert _terminal_records(tmp_path) == {"after.png": ["done"]}
     text = json.loads((layout.outbox / "after.json").read_text("utf-8"))["text"]
     assert matches_truth(text, 14), text

@@ -64,8 +64,10 @@ from ocr_pipeline.folders import Folders
 from ocr_pipeline.jobs import decode_limits
 from ocr_pipeline.metrics import Metrics
 from ocr_pipeline.models import get_spec, load_registry, require_model
+from ocr_pipeline.progress import RunProgress, progress_enabled
 from ocr_pipeline.settings import Settings
 from ocr_pipeline.state import KeptLedger, ResultsIndex
+from ocr_pipeline.watcher import scan_inbox
 
 STALL_MARGIN_SECONDS = 60.0
 """Grace beyond ``daemon.job_timeout`` before an unfinished job means a lost worker."""
@@ -189,6 +191,7 @@ class _Service:
         self._held_since = 0.0
         self._next_hold_check = 0.0
         self._stop_requested = False
+        self._stop_signal = ""
         self._reload_requested = False
         self._inbox_missing = False
         try:
@@ -199,7 +202,10 @@ class _Service:
                 f"{settings.daemon.metrics_port}: {exc.strerror}; choose a free "
                 "daemon.metrics_port or 0 to turn metrics off"
             ) from exc
-        self.board = StatusBoard(folders, daemon.watch, metrics)
+        progress = None
+        if not daemon.watch:
+            progress = RunProgress(total=None, enabled=progress_enabled(settings.log.format))
+        self.board = StatusBoard(folders, daemon.watch, metrics, progress)
         self.audit = AuditLog(folders.audit_log, folders.instance)
         kept = KeptLedger(folders.state, folders.instance)
         self.index = ResultsIndex(folders.outbox, folders.state)
@@ -236,6 +242,9 @@ class _Service:
                 else:
                     self.ready.append(claim)
             self.source.scan()
+            if self.board.progress is not None:
+                found = sum(1 for _ in scan_inbox(self.folders.inbox))
+                self.board.progress.set_total(len(self.ready) + found)
             self.board.state = "running"
             self._loop()
         finally:
@@ -247,6 +256,8 @@ class _Service:
             self._write_status()
             self.audit.close()
             self.board.metrics.close()
+            if self.board.progress is not None:
+                self.board.progress.close()
             counters = self.board.counters
             self.log.info(
                 "stopped", done=counters.done, failed=counters.failed, duplicate=counters.duplicate
@@ -265,6 +276,7 @@ class _Service:
         return previous
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_signal = signal.Signals(signum).name
         self._stop_requested = True
         self.wake.set()
 
@@ -295,6 +307,13 @@ class _Service:
                 next_status = now + self.settings.daemon.status_seconds
             if not self.watch and self._idle():
                 break
+        if self._stop_requested:
+            self.log.info(
+                "stop requested; draining",
+                signal=self._stop_signal,
+                in_flight=len(self.in_flight),
+                grace_seconds=self.settings.daemon.grace_seconds,
+            )
             waits = [next_status - now, 1.0]
             rescan = self.source.next_rescan(now)
             if rescan is not None:

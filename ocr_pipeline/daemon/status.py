@@ -14,6 +14,7 @@ from typing import Any, Literal
 from ocr_pipeline.audit import get_logger
 from ocr_pipeline.folders import Folders
 from ocr_pipeline.metrics import Metrics
+from ocr_pipeline.progress import RunProgress
 from ocr_pipeline.results import utc_now
 from ocr_pipeline.state import Counters, process_rss_bytes, write_status
 
@@ -64,11 +65,16 @@ class StatusBoard:
         folders: the daemon's folders (the status file lives in the outbox's state folder).
         watch: ``watch`` (True) or ``run`` (False), as reported.
         metrics: the Prometheus endpoint (a no-op when its port is 0).
+        progress: files finished, shown as ``run`` goes (``None``: not shown).
 
     """
 
-    def __init__(self, folders: Folders, watch: bool, metrics: Metrics) -> None:
+    def __init__(
+        self, folders: Folders, watch: bool, metrics: Metrics, progress: RunProgress | None = None
+    ) -> None:
         self.folders = folders
+        self.progress = progress
+        """``run``'s progress bar or lines (``None`` for ``watch``)."""
         self.mode = "watch" if watch else "run"
         self.metrics = metrics
         self.counters = Counters()
@@ -83,6 +89,7 @@ class StatusBoard:
         self.counters.done += 1
         self.metrics.job("done", timings_ms)
         self.summary.done.append(relative)
+        self._advance("done", relative)
 
     def partial(self, relative: str, message: str, timings_ms: dict[str, float]) -> None:
         """Count a document written with some pages missing (their errors in the result)."""
@@ -90,12 +97,14 @@ class StatusBoard:
         self.metrics.job("partial", timings_ms)
         self.summary.partial[relative] = message
         self.error(relative, message)
+        self._advance("partial", relative)
 
     def duplicate(self, relative: str) -> None:
         """Count a file whose bytes had a result already."""
         self.counters.duplicate += 1
         self.metrics.job("duplicate")
         self.summary.duplicates.append(relative)
+        self._advance("duplicate", relative)
 
     def failed(self, relative: str, message: str) -> None:
         """Count a file moved to failed/."""
@@ -103,6 +112,11 @@ class StatusBoard:
         self.metrics.job("failed")
         self.summary.failed[relative] = message
         self.error(relative, message)
+        self._advance("failed", relative)
+
+    def _advance(self, outcome: str, relative: str) -> None:
+        if self.progress is not None:
+            self.progress.advance(outcome, relative)
 
     def retried(self) -> None:
         """Count a file started again after its worker died."""

@@ -159,7 +159,7 @@ class TerminalWriter:
             event,
             file=relative,
             pages=len(result.pages),
-            lines=len(confidences),
+            boxes=len(confidences),
             seconds=round(result.timings_ms.get("total", 0.0) / 1000, 3),
         )
         return self._finish(claim)
