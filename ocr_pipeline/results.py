@@ -246,7 +246,13 @@ class DocumentResult(_Record):
             "partial: at least one page has an error (pages[].error); the others were read."
         ),
     )
-    models: dict[str, ModelRef] = Field(description="detector, recognizer, classifier.")
+    models: dict[str, ModelRef] = Field(
+        description=(
+            "The models loaded, by role: detector, recognizer, orientation (page quarter "
+            "turns), classifier (line 0/180, classify.enabled), upside_down_votes (the line "
+            "classifier confirming upside-down pages only, without classify.enabled)."
+        )
+    )
     timings_ms: dict[str, float] = Field(description="Per stage, summed over pages, and total.")
     created_at: str = Field(description="RFC 3339 UTC time the result was made.")
     pipeline_version: str

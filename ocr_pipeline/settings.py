@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -132,7 +139,10 @@ class PreprocessSettings(_Section):
     denoise: bool = Field(True, description="Edge-preserving bilateral denoise.")
     deskew: bool = Field(
         False,
-        description="Straighten small skews measured from ink blobs (orient.deskew supersedes).",
+        description=(
+            "Deprecated: straighten small skews measured from ink blobs before detection. Use "
+            "orient.deskew with orient.skew_from = \"image\"; both on is refused."
+        ),
     )
     max_deskew_degrees: float = Field(
         5.0, ge=0, le=15, description="Largest skew corrected by deskew, degrees."
@@ -179,7 +189,13 @@ class DetectSettings(_Section):
 class ClassifySettings(_Section):
     """Text-line 0/180-degree orientation classifier."""
 
-    enabled: bool = Field(False, description="Run the line orientation classifier.")
+    enabled: bool = Field(
+        False,
+        description=(
+            "Run the line 0/180 classifier on every line (the model is still loaded, to vote "
+            "on upside-down pages only, with orient.confirm_upside_down)."
+        ),
+    )
     model: str = Field("ppocr-mobile-v2-cls", description="Classifier name in models.toml.")
     threshold: float = Field(0.9, gt=0, le=1, description="Flip a line only above this score.")
     batch_size: int = Field(16, ge=1, description="Lines per classifier batch.")
@@ -259,8 +275,9 @@ class RuntimeSettings(_Section):
         0,
         ge=0,
         description=(
-            "Threads per session (0: one per CPU this process may use (affinity and cgroup "
-            "quota), shared out among the workers)."
+            "Threads per inference session (0: the CPUs this process may use (affinity and "
+            "cgroup quota) divided by the daemon's workers, at least 1; all of them for "
+            "ocr_pipeline.read)."
         ),
     )
     inter_op_threads: int = Field(1, ge=1, description="Threads across graph nodes.")
@@ -435,6 +452,17 @@ class Settings(BaseSettings):
     models: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
     log: LogSettings = LogSettings()
 
+    @model_validator(mode="after")
+    def _one_deskew(self) -> Settings:
+        """Refuse two deskews: the deprecated ``preprocess.deskew`` beside ``orient.deskew``."""
+        if self.preprocess.deskew and self.orient.mode == "auto" and self.orient.deskew:
+            raise ValueError(
+                "preprocess.deskew and orient.deskew both straighten the page; keep "
+                "orient.deskew (with orient.skew_from = \"image\" for the ink-blob method) and "
+                "set preprocess.deskew = false"
+            )
+        return self
+
     @field_validator("outputs")
     @classmethod
     def _outputs_keep_the_record(cls, outputs: list[OutputName]) -> list[OutputName]:
@@ -502,6 +530,13 @@ def resolve_config_file(explicit: Path | None) -> Path | None:
     return None
 
 
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One validation problem as ``key: message`` (no key for a rule across keys)."""
+    message = message.removeprefix("Value error, ")
+    key = ".".join(str(part) for part in loc)
+    return f"{key}: {message}" if key else message
+
+
 def _unreadable_config(path: Path | None, exc: Exception) -> ConfigError:
     """The error for a config file that is not valid TOML (syntax, encoding) or cannot be read.
 
@@ -542,9 +577,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         raise _unreadable_config(chosen, exc) from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors())
         source = f" (config file {chosen}, OCR_PIPELINE_* environment or flags)" if chosen else ""
         raise ConfigError(f"invalid settings{source}: {problems}") from exc
     finally:

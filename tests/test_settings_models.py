@@ -11,6 +11,7 @@ import pytest
 
 from ocr_pipeline import resources
 from ocr_pipeline.cli import main
+from ocr_pipeline.engine import Engine
 from ocr_pipeline.errors import ConfigError, ModelError
 from ocr_pipeline.models import check_model, get_spec, load_registry, require_model
 from ocr_pipeline.settings import Settings, load_settings, resolve_config_file
@@ -203,3 +204,14 @@ def test_models_fetch_configured_verifies_only_the_engines_models(
     assert main(["models", "fetch", "--configured"]) == 0  # all verify: nothing downloaded
     assert main(["models", "verify", "--configured"]) == 0
     assert main(["models", "verify"]) == 4
+
+
+def test_two_deskews_are_refused_and_the_classifier_role_says_what_ran() -> None:
+    with pytest.raises(ConfigError, match=r"preprocess\.deskew and orient\.deskew both"):
+        load_settings(preprocess={"deskew": True})
+    alone = load_settings(preprocess={"deskew": True}, orient={"deskew": False})
+    assert alone.preprocess.deskew and not alone.orient.deskew
+    voting = Engine.from_settings(load_settings())  # classify.enabled is false by default
+    assert "classifier" not in voting.models and "upside_down_votes" in voting.models
+    reading = Engine.from_settings(load_settings(classify={"enabled": True}))
+    assert "classifier" in reading.models and "upside_down_votes" not in reading.models

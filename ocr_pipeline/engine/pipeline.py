@@ -151,10 +151,10 @@ class Engine:
             models[role] = ModelRef(name=spec.name, sha256=spec.sha256)
             return load_model(require_model(spec, store.dir), settings.runtime), spec
 
-        def line_classifier() -> LineOrientationClassifier:
-            """The 0/180 line classifier of ``settings.classify``."""
+        def line_classifier(role: str) -> LineOrientationClassifier:
+            """The 0/180 line classifier of ``settings.classify``, recorded as ``role``."""
             return LineOrientationClassifier(
-                load("classifier", settings.classify.model, "cls")[0], settings.classify
+                load(role, settings.classify.model, "cls")[0], settings.classify
             )
 
         detector = TextDetector(load("detector", settings.detect.model, "det")[0], settings.detect)
@@ -173,7 +173,7 @@ class Engine:
         )
         classifier = None
         if settings.classify.enabled:
-            classifier = line_classifier()
+            classifier = line_classifier("classifier")
         orienter = None
         line_votes = None
         if settings.orient.mode == "auto":
@@ -181,7 +181,9 @@ class Engine:
                 load("orientation", settings.orient.model, "orient")[0]
             )
             if settings.orient.confirm_upside_down:
-                line_votes = classifier or line_classifier()
+                # Without classify.enabled the model only votes on upside-down pages: recorded
+                # as such, so a result never names a line classifier that did not run.
+                line_votes = classifier or line_classifier("upside_down_votes")
         return cls(
             detector,
             recognizer,
