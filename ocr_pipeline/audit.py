@@ -132,6 +132,20 @@ class AuditLog:
         os.write(self._fd, line.encode("utf-8"))
         os.fsync(self._fd)
 
+    def has_claim_record(self, claim: str, tail_bytes: int = 1 << 20) -> bool:
+        """True when a record of claim folder ``claim`` is among the log's last ``tail_bytes``.
+
+        Recovery asks before writing a pending terminal record again: a crash may have come
+        after the record and before its claim folder was removed.
+        """
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(max(0, self.path.stat().st_size - tail_bytes))
+                tail = handle.read()
+        except OSError:
+            return False
+        return f'"claim":{json.dumps(claim)}'.encode() in tail
+
     def close(self) -> None:
         """Close the log file."""
         if self._fd >= 0:

@@ -75,8 +75,11 @@ class Claim:
     def intend(self, event: str, fields: dict[str, Any], target: str | None) -> None:
         """Persist the terminal state's audit record before the original moves.
 
-        ``target`` is where the original goes (``None``: deleted). Recovery completes it.
+        ``target`` is where the original goes (``None``: deleted). Recovery completes it. The
+        record carries ``claim`` (this claim folder's name), so a recovery after a crash
+        between writing the record and removing the claim finds it already written.
         """
+        fields = {**fields, "claim": self.claim_dir.name}
         self.pending = {"event": event, "fields": fields, "target": target}
         self.save()
 

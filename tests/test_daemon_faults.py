@@ -230,22 +230,33 @@ def test_an_unexpected_error_stays_with_its_file(tmp_path: Path) -> None:
     assert _terminal_records(tmp_path) == {"a-bad.png": ["failed"], "b-good.png": ["done"]}
 
 
-def test_kill_between_moving_the_original_and_its_record_is_completed_at_restart(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("kill_at", "records_before"),
+    [("disposed", {}), ("recorded", {"receipt.png": ["done"]})],
+)
+def test_kill_around_the_terminal_record_leaves_exactly_one_after_restart(
+    tmp_path: Path, kill_at: str, records_before: dict[str, list[str]]
 ) -> None:
+    """Killed after archiving and before the record, or after the record and before the claim
+    folder is removed: the restart completes the record, or finds it written, once."""
     layout = Layout(tmp_path)
-    daemon = DaemonProcess(layout, env={KILL_AT_ENV: "disposed"}).start()
+    daemon = DaemonProcess(layout, env={KILL_AT_ENV: kill_at}).start()
     (layout.inbox / "receipt.png").write_bytes(receipt_header(11))
     assert daemon.proc is not None
-    daemon.proc.wait(timeout=120)  # it kills itself right after archiving the original
+    daemon.proc.wait(timeout=120)  # it kills itself at that point
     with contextlib.suppress(ProcessLookupError):
         daemon.kill_all()  # its workers
     assert layout.files(layout.archive) == ["receipt.png"]
-    assert _terminal_records(tmp_path) == {}  # the record was never written
+    assert _terminal_records(tmp_path) == records_before
 
     again = DaemonProcess(layout).start()
+    work = layout.inbox / ".ocr-pipeline" / "work"
     try:
-        again.wait(lambda: bool(_terminal_records(tmp_path)), 60, "the completed record")
+        again.wait(
+            lambda: bool(_terminal_records(tmp_path)) and not any(work.glob("*/*/.claim.json")),
+            60,
+            "the record completed and the claim folder gone",
+        )
     finally:
         assert again.stop() == 0
     assert _terminal_records(tmp_path) == {"receipt.png": ["done"]}

@@ -64,7 +64,8 @@ WAIT_ERRNOS = frozenset(
 
 KILL_AT_ENV = "OCR_PIPELINE_TEST_KILL_AT"
 """Test-only fault injection: ``disposed`` SIGKILLs the daemon after an original has moved and
-before its audit record is written. Unset in production."""
+before its audit record is written; ``recorded`` after the record and before the claim folder
+is removed. Unset in production."""
 
 REPORT_SUFFIX = ".error.json"
 
@@ -397,6 +398,9 @@ class TerminalWriter:
                 claim.relative.as_posix(), exc, "cannot move the original; tried again later"
             )
             return False
+        if self.audit.has_claim_record(claim.claim_dir.name):
+            claim.discard()  # the crash came after the record: it is not written twice
+            return True
         return self._finish(claim)
 
     def _finish(self, claim: Claim) -> bool:
@@ -406,6 +410,7 @@ class TerminalWriter:
         fields = dict(pending.get("fields") or {})
         if not self._record(event, fields):
             return False
+        _kill_point("recorded")
         claim.discard()
         relative = str(fields.get("source", claim.relative.as_posix()))
         if event == "done":
