@@ -23,7 +23,9 @@ import copy
 import io
 import itertools
 import math
+import re
 import struct
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -399,7 +401,8 @@ def _over_max_pixels(
     return InputTooLargeError(
         f"{name}: page {page + 1} is {width}x{height} = {width * height} pixels, over the "
         f"limit of {limits.max_pixels} (setting decode.max_pixels); an image is not decoded "
-        "smaller: scale the scan down or raise the limit"
+        f"smaller: raise decode.max_pixels to at least {width * height}, or split the page "
+        "into smaller images or scale it down"
     )
 
 
@@ -450,8 +453,57 @@ def _corrupt(
     else:
         what = f"not a decodable {kind} image"
     return CorruptInputError(
-        f"{name}: {what} ({exc}); check the file is complete, re-export or re-scan it"
+        f"{name}: {what} ({_reason(exc)}); check the file is complete, or export it again"
     )
+
+
+_IMAGE_MAGIC = (
+    ("PNG", b"\x89PNG"),
+    ("JPEG", b"\xff\xd8\xff"),
+    ("TIFF", b"II*\x00"),
+    ("TIFF", b"MM\x00*"),
+    ("WEBP", b"RIFF"),
+)
+"""The first bytes of supported image formats (BMP's two letters also start plain text)."""
+
+
+def _not_an_image(name: str, data: bytes) -> InputError:
+    """The error of bytes no image decoder recognises, saying what they look like instead."""
+    if data.startswith(b"%PDF-"):
+        return CorruptInputError(
+            f"{name} is not an image: its bytes are a PDF; rename it with the suffix .pdf"
+        )
+    for kind, magic in _IMAGE_MAGIC:
+        if data.startswith(magic) and (kind != "WEBP" or data[8:12] == b"WEBP"):
+            return CorruptInputError(
+                f"{name}: starts like a {kind} image but its header cannot be read: the file "
+                "is cut off or damaged; check the file is complete, or export it again"
+            )
+    head = data[:64]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # cut inside a character at the end: still text
+        text = head[: exc.start].decode("utf-8") if exc.start >= len(head) - 3 else ""
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        snippet = " ".join(text.split())[:40]
+        looks = f"its bytes look like text ({snippet!r})"
+    else:
+        looks = "its bytes start with " + " ".join(f"{b:02x}" for b in data[:8])
+    supported = ", ".join(sorted({kind.split("/")[-1].upper() for kind in _PIL_FORMATS}))
+    return CorruptInputError(
+        f"{name} is not an image: {looks}, not the header of any image format ({supported} "
+        "or PDF); check this is the file meant to be dropped, or export it again as an image "
+        "or PDF"
+    )
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _reason(exc: BaseException) -> str:
+    """A decoder exception as text for a message: never an object's repr, never empty."""
+    text = _OBJECT_REPR.sub("the file", str(exc)).strip()
+    return text or type(exc).__name__
 
 
 _PILLOW_ERRORS = (
@@ -466,6 +518,29 @@ _PILLOW_ERRORS = (
 )
 
 
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _open_pillow(data: bytes) -> Image.Image:
+    """``Image.open`` of the bytes (headers only), without Pillow's own pixel limit.
+
+    Pillow refuses at open a frame of more than ``2 * Image.MAX_IMAGE_PIXELS`` pixels with a
+    "decompression bomb" error that names no setting; ``decode.max_pixels`` is the limit here,
+    checked from the same headers before any pixel is decoded. Only when Pillow refuses is the
+    file opened again with its check off (process-wide, so under a lock and only for this call).
+    """
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        with _PILLOW_LIMIT_LOCK:
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                return Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+
+
 def _open_image(data: bytes, name: str, media_type: str, limits: DecodeLimits) -> OpenedDocument:
     with warnings.catch_warnings():
         # Our own pixel limits are checked before decoding; Pillow's bomb check would only
@@ -474,7 +549,9 @@ def _open_image(data: bytes, name: str, media_type: str, limits: DecodeLimits) -
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image = _open_pillow(data)
+        except UnidentifiedImageError as exc:
+            raise _not_an_image(name, data) from exc
         except _PILLOW_ERRORS as exc:
             raise _corrupt(name, media_type, exc) from exc
         try:

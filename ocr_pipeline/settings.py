@@ -141,7 +141,7 @@ class PreprocessSettings(_Section):
         False,
         description=(
             "Deprecated: straighten small skews measured from ink blobs before detection. Use "
-            "orient.deskew with orient.skew_from = \"image\"; both on is refused."
+            'orient.deskew with orient.skew_from = "image"; both on is refused.'
         ),
     )
     max_deskew_degrees: float = Field(
@@ -458,7 +458,7 @@ class Settings(BaseSettings):
         if self.preprocess.deskew and self.orient.mode == "auto" and self.orient.deskew:
             raise ValueError(
                 "preprocess.deskew and orient.deskew both straighten the page; keep "
-                "orient.deskew (with orient.skew_from = \"image\" for the ink-blob method) and "
+                'orient.deskew (with orient.skew_from = "image" for the ink-blob method) and '
                 "set preprocess.deskew = false"
             )
         return self

@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 
 from ocr_pipeline import resources
-from ocr_pipeline.correct import Confusables, Corrector, Lexicon, build_lexicon, read_lexicon
+from ocr_pipeline.correct import (
+    Confusables,
+    Corrector,
+    Lexicon,
+    build_lexicon,
+    correct_page,
+    read_lexicon,
+)
 from ocr_pipeline.correct.lexicon import format_lexicon
 from ocr_pipeline.errors import ConfigError
+from ocr_pipeline.results import Line, Page
 from ocr_pipeline.settings import Settings, load_settings
 
 CONFUSABLES = Confusables.read(resources.confusables_file())
@@ -179,3 +187,49 @@ def test_unknown_lexicon_name_lists_the_packaged_ones(
         read_lexicon(Path("no-such-lexicon"))
     with pytest.raises(ConfigError, match="business"):  # a path with a folder is never renamed
         read_lexicon(Path("lexicons") / "business.txt")
+
+
+def _line(text: str, unsure: tuple[int, ...] = ()) -> Line:
+    return Line(
+        text=text,
+        raw_text=text,
+        confidence=0.9,
+        box=((0, 0), (10, 0), (10, 10), (0, 10)),
+        char_confidences=_unsure_at(text, *unsure),
+    )
+
+
+def test_correct_page_rebuilds_the_page_text_line_by_line() -> None:
+    corrector = _corrector("TOTAL")
+    first, second = _line("TOTAL 1O.5O", (7, 10)), _line("TOTAL 2O.5O", (7, 10))
+    page = Page(
+        index=0, width=10, height=10, lines=[first, second], text="TOTAL 1O.5O\nTOTAL 2O.5O"
+    )
+    corrected = correct_page(page, corrector)
+    assert [line.text for line in corrected.lines] == ["TOTAL 10.50", "TOTAL 20.50"]
+    assert corrected.text == "TOTAL 10.50\nTOTAL 20.50"
+
+
+def test_a_line_missing_from_the_page_text_drops_no_line() -> None:
+    """The fallback: a line whose text the page text does not hold keeps every line."""
+    corrector = _corrector("TOTAL")
+    lines = [
+        _line("TOTAL 1O.5O", (7, 10)),
+        _line("CASH 1O.5O", (6, 9)),  # laid out differently: not in the page text as read
+        _line("TOTAL 2O.5O", (7, 10)),
+        _line("TOTAL 3O.5O", (7, 10)),
+    ]
+    text = "TOTAL 1O.5O\nCASH  1O.5O\nTOTAL 2O.5O\nTOTAL 3O.5O"
+    page = Page(index=0, width=10, height=10, lines=lines, text=text)
+    corrected = correct_page(page, corrector)
+    assert len(corrected.lines) == len(lines), "no line dropped"
+    assert [line.raw_text for line in corrected.lines] == [line.raw_text for line in lines]
+    assert [line.text for line in corrected.lines] == [
+        "TOTAL 10.50",
+        "CASH 10.50",
+        "TOTAL 20.50",
+        "TOTAL 30.50",
+    ]
+    assert corrected.lines[3].corrections, "lines after the missing one are corrected too"
+    # The lines found are corrected in the page text; the missing one's stretch stays as read.
+    assert corrected.text == "TOTAL 10.50\nCASH  1O.5O\nTOTAL 20.50\nTOTAL 30.50"

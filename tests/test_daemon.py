@@ -8,6 +8,7 @@ nothing is lost and nothing is processed into two results.
 from __future__ import annotations
 
 import collections
+import datetime
 import json
 import os
 import re
@@ -68,14 +69,35 @@ def expected_texts(crops: list[bytes], tmp_path_factory: pytest.TempPathFactory)
     return texts
 
 
-def _write_slowly(path: Path, data: bytes, chunks: int, pause: float) -> None:
-    """Write a file through one handle in ``chunks`` parts with pauses (a slow copy)."""
-    step = -(-len(data) // chunks)
-    with path.open("wb") as handle:
-        for start in range(0, len(data), step):
-            handle.write(data[start : start + step])
-            handle.flush()
-            time.sleep(pause)
+SETTLE_SECONDS = float(FAST_ENV["OCR_PIPELINE_DAEMON__SETTLE_SECONDS"])
+TERMINAL_EVENTS = ("done", "partial", "duplicate", "failed")
+
+
+def _write_slowly(files: dict[Path, bytes], chunks: int, pause: float) -> dict[Path, float]:
+    """Write files through open handles, ``chunks`` rounds apart by ``pause`` (slow copies).
+
+    All the files are written at once, a chunk each per round, so pauses longer than the
+    settle time cost ``chunks x pause`` in all, not per file.
+
+    Returns:
+        Each file's Unix time just after its handle was closed (the copy complete).
+
+    """
+    closed: dict[Path, float] = {}
+    handles = {path: path.open("wb") for path in files}
+    try:
+        for round_ in range(chunks):
+            for path, handle in handles.items():
+                data = files[path]
+                step = -(-len(data) // chunks)
+                handle.write(data[round_ * step : (round_ + 1) * step])
+                handle.flush()
+            time.sleep(pause)  # the copy's point: unchanged for longer than the settle time
+    finally:
+        for path, handle in handles.items():
+            handle.close()
+            closed[path] = time.time()
+    return closed
 
 
 def _assert_exactly_once(layout: Layout, names: list[str]) -> None:
@@ -86,10 +108,13 @@ def _assert_exactly_once(layout: Layout, names: list[str]) -> None:
     assert layout.files(layout.archive) == sorted(names)
     stems = sorted(name.rsplit(".", 1)[0] + ".json" for name in names)
     assert layout.results() == stems, "one result per input, none under a second name"
-    done = collections.Counter(r["source"] for r in layout.events("done"))
-    duplicates = collections.Counter(r["source"] for r in layout.events("duplicate"))
+    terminal = collections.Counter(
+        (r["source"], r["event"]) for r in layout.audit() if r["event"] in TERMINAL_EVENTS
+    )
     for name in names:
-        assert done[name] + duplicates[name] >= 1, name
+        records = {event: terminal[name, event] for event in TERMINAL_EVENTS}
+        assert sum(records.values()) == 1, (name, records)
+        assert records["done"] + records["duplicate"] == 1, (name, records)
 
 
 def test_400_files_slow_copies_and_bulk_drop_each_reach_one_terminal_state(
@@ -105,9 +130,11 @@ def test_400_files_slow_copies_and_bulk_drop_each_reach_one_terminal_state(
         bulk = {f"b{i:03d}.png": png_variant(crops[i % BASE_IMAGES], f"b{i}") for i in range(200)}
         (layout.inbox / "slow").mkdir()
 
+        closed: dict[Path, float] = {}
+
         def copy_slowly() -> None:
-            for name, data in slow.items():
-                _write_slowly(layout.inbox / name, data, chunks=3, pause=0.02)
+            files = {layout.inbox / name: data for name, data in slow.items()}
+            closed.update(_write_slowly(files, chunks=3, pause=SETTLE_SECONDS + 0.2))
 
         writer = threading.Thread(target=copy_slowly)
         writer.start()
@@ -122,6 +149,13 @@ def test_400_files_slow_copies_and_bulk_drop_each_reach_one_terminal_state(
         wait_until(lambda: layout.terminal_count() >= 400, 600, "400 terminal states")
         wait_until(lambda: not layout.work_files(), 30, "an empty work folder")
         _assert_exactly_once(layout, names)
+        if daemon.status().get("observer") == "native":  # polling claims by settle time alone
+            claimed: dict[str, float] = {}
+            for record in layout.events("claimed"):
+                when = datetime.datetime.fromisoformat(record["time"]).timestamp()
+                claimed.setdefault(record["source"], when)
+            early = [n for n in slow if claimed[n] < closed[layout.inbox / n] - 0.01]
+            assert early == [], f"claimed before the slow copy closed: {early[:5]}"
         for name in names:
             number = int(name.split("/")[-1][1:4]) % BASE_IMAGES
             result = json.loads((layout.outbox / name.replace(".png", ".json")).read_text("utf-8"))

@@ -21,6 +21,8 @@ from ocr_pipeline.documents import decode_document
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.engine.geometry import transform_quads
 from ocr_pipeline.engine.orient import (
+    Orientation,
+    PageOrientationClassifier,
     orientation_input,
     rotate_quarter,
     skew_from_quads,
@@ -274,20 +276,40 @@ def test_pdf_pages_turned_differently_each_get_their_rotation(
         assert got.cer <= straight.cer + 0.03, (n, got.cer, straight.cer)
 
 
+class _CountingOrienter:
+    """The real page classifier, counting its calls."""
+
+    def __init__(self, inner: PageOrientationClassifier) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def classify(self, image: np.ndarray) -> Orientation:
+        self.calls += 1
+        return self.inner.classify(image)
+
+
 def test_orientation_off_leaves_pages_alone(
     engine: Engine, sroie_images: list[tuple[str, np.ndarray]]
 ) -> None:
-    off = Engine(
-        engine.detector,
-        engine.recognizer,
-        engine.classifier,
-        engine.preprocess,
-        engine.recognize_settings,
-        engine.layout,
-        engine.models,
-        engine.orienter,
-        engine.orient.model_copy(update={"mode": "off"}),
-    )
-    page = off.ocr(turn(sroie_images[0][1], 180), rotation=90).page
+    assert engine.orienter is not None and engine.orient.mode == "auto"
+    counting = _CountingOrienter(engine.orienter)
+
+    def with_mode(mode: str) -> Engine:
+        return Engine(
+            engine.detector,
+            engine.recognizer,
+            engine.classifier,
+            engine.preprocess,
+            engine.recognize_settings,
+            engine.layout,
+            engine.models,
+            counting,  # type: ignore[arg-type]
+            engine.orient.model_copy(update={"mode": mode}),
+        )
+
+    page = with_mode("off").ocr(turn(sroie_images[0][1], 180), rotation=90).page
     assert page.rotation == 90 and page.skew == 0.0
-    assert "orient" in off.ocr(sroie_images[0][1]).timings_ms
+    assert counting.calls == 0, "off: the page classifier never runs"
+    # The same engine with the stage on does run it: the count above can fail.
+    with_mode("auto").ocr(sroie_images[0][1])
+    assert counting.calls == 1

@@ -384,7 +384,9 @@ def correct_page(page: Page, corrector: Corrector) -> Page:
     """Correct every line of a page record; ``raw_text`` keeps what the recognizer read.
 
     The page text is rebuilt by putting each corrected line where its raw text stood (the
-    layout stage joins lines in order with spaces and newlines).
+    layout stage joins lines in order with spaces and newlines). A line whose text cannot be
+    found in the page text after the lines before it is still corrected in ``lines``; only the
+    page text keeps what stood there uncorrected.
     """
     if not corrector.enabled:
         return page
@@ -408,8 +410,10 @@ def correct_page(page: Page, corrector: Corrector) -> Page:
         ]
         lines.append(line.model_copy(update={"text": text, "corrections": records}))
         position = page.text.find(line.text, cursor)
-        if position < 0:  # not laid out as expected: keep the page text as it was
-            return page.model_copy(update={"lines": lines})
+        if position < 0:
+            # Not laid out as expected: this line's stretch of the page text stays as it was;
+            # the line itself, and every line after it, is still corrected and kept.
+            continue
         pieces += [page.text[cursor:position], text]
         cursor = position + len(line.text)
     pieces.append(page.text[cursor:])

@@ -95,8 +95,17 @@ class JobError(Exception):
 
 
 def traceback_lines(error: BaseException, count: int = 3) -> list[str]:
-    """The innermost ``count`` frames of ``error``'s traceback, stripped, innermost last."""
-    return [frame.strip() for frame in traceback.format_tb(error.__traceback__)[-count:]]
+    """The innermost ``count`` frames of ``error``'s traceback, stripped, innermost last.
+
+    Each frame is its ``File "...", line N, in f`` line and its source line. The markers
+    Python 3.11+ prints under a source line (``^^^^``, ``~~~^~~``) are left out: without the
+    indentation they point at nothing, and no frame starts or ends with one.
+    """
+    frames = []
+    for frame in traceback.format_tb(error.__traceback__)[-count:]:
+        kept = [line for line in frame.splitlines() if line.strip(" ^~")]
+        frames.append("\n".join(kept).strip())
+    return frames
 
 
 class Executor(Protocol):

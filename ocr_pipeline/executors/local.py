@@ -164,8 +164,12 @@ def _settle(outer: Future[JobOutcome], inner: Future[JobOutcome]) -> None:
     elif isinstance(error, CancelledError):
         outer.cancel()
     else:
-        remote = str(getattr(error, "traceback", "") or "").strip()  # pebble's remote traceback
-        outer.set_exception(JobError(error, remote.splitlines()[-REMOTE_FRAMES:]))
+        remote = str(getattr(error, "traceback", "") or "")  # pebble's remote traceback
+        # Python 3.11+'s ``^^^^``/``~~^~~`` marker lines are dropped (they point at nothing in
+        # a report), and the kept lines start at a frame's ``File ...`` line, never halfway.
+        lines = [line for line in remote.splitlines() if line.strip(" ^~")][-REMOTE_FRAMES:]
+        first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("File ")), 0)
+        outer.set_exception(JobError(error, lines[first:]))
 
 
 class LocalPoolExecutor:
