@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
         prog="ocr-pipeline",
-        description="OCR scans from an inbox folder into an outbox folder.",
+        description=(
+            "OCR the scans dropped into an inbox folder (JPEG, PNG, TIFF, WebP, BMP, PDF; "
+            "Chinese and English) into JSON and TXT results in an outbox folder."
+        ),
         epilog=EXAMPLES["main"],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -35,10 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="settings TOML (default: none, or $OCR_PIPELINE_CONFIG)"
     )
     parser.add_argument("--log-format", choices=["console", "json"], help="log line format")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log events shown (default: info)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = _add(commands, "run", help="OCR every file in INBOX once, write OUTBOX, exit")
+    run = _add(
+        commands,
+        "run",
+        help="OCR every file in INBOX once into OUTBOX, then exit (1 if any file failed)",
+    )
     watch = _add(commands, "watch", help="watch INBOX and OCR files as they arrive")
     for command in (run, watch):
         command.add_argument(

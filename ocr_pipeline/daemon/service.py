@@ -230,11 +230,6 @@ class _Service:
                 workers=self.executor.slots,
                 threads_per_worker=self.executor.threads_per_worker,
                 observer=self.source.observer_kind,
-                held=self.held,
-                silent_workers=[
-                    {"pid": w.pid, "seconds": round(w.seconds, 1), "file": w.job}
-                    for w in self.silent
-                ],
             )
             for claim in self.source.recover():
                 if claim.pending is not None:
