@@ -646,16 +646,48 @@ def _frame_to_page(frame: Image.Image, index: int) -> DecodedPage:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode as RGB; transparency is composited on white."""
+    """Any Pillow mode as RGB; transparency is composited on a background that contrasts.
+
+    The background is white, or black when the visible pixels are light
+    (:func:`_alpha_background`): white text on a transparent background would vanish on white.
+    """
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas = Image.new("RGBA", rgba.size, _alpha_background(np.asarray(rgba)))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         scaled = np.asarray(image, dtype=np.float64)
         peak = scaled.max() or 1.0
         return Image.fromarray((scaled * (255.0 / peak)).astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
+
+
+LIGHT_INK_LUMINANCE = 128.0
+"""Mean luminance (0..255) of the visible pixels above which they are composited on black.
+
+The middle of the 0..255 scale: the rendered test images (``tests/test_hard_inputs.py``) are
+far from it on both sides: white text about 255 (anti-aliased edges weigh little, being
+mostly transparent), dark text about 20.
+"""
+
+
+def _alpha_background(rgba: np.ndarray) -> tuple[int, int, int, int]:
+    """The RGBA background to composite ``rgba`` ``(H, W, 4)`` uint8 on: white, or black.
+
+    The mean ITU-R BT.601 luminance of the pixels weighted by their alpha (so transparent
+    pixels count nothing, whatever colour they hold) above :data:`LIGHT_INK_LUMINANCE` means
+    light ink: black. Dark ink, and an image with no visible pixel, stay on white, as before.
+    A fully opaque image looks the same on either.
+    """
+    alpha = rgba[:, :, 3].astype(np.float64)
+    total = float(alpha.sum())
+    if total == 0.0:
+        return (255, 255, 255, 255)
+    rgb = rgba[:, :, :3].astype(np.float64)
+    luminance = rgb @ np.array([0.299, 0.587, 0.114])
+    if float((luminance * alpha).sum()) / total > LIGHT_INK_LUMINANCE:
+        return (0, 0, 0, 255)
+    return (255, 255, 255, 255)
 
 
 def _open_pdf(data: bytes, name: str, limits: DecodeLimits) -> OpenedDocument:
