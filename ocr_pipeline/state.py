@@ -278,11 +278,6 @@ def check_health(path: Path, max_age_seconds: float) -> tuple[bool, str]:
             f"daemon pid {status.get('pid')} has {stuck} file(s) stuck in its work folder "
             f"(last error: {last}); free space or fix permissions, it retries them by itself"
         )
-    if status.get("state") == "running" and not status.get("workers_alive"):
-        return False, (
-            f"daemon pid {status.get('pid')} has no worker process alive; check its log for "
-            "why workers do not start (memory limit, permissions on the models)"
-        )
     return True, (
         f"ok: pid {status.get('pid')}, {status.get('workers_alive')} workers, "
         f"queue {status.get('queue_depth')}, done {status.get('jobs', {}).get('done')}"

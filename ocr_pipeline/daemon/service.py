@@ -302,13 +302,6 @@ class _Service:
                 next_status = now + self.settings.daemon.status_seconds
             if not self.watch and self._idle():
                 break
-        if self._stop_requested:
-            self.log.info(
-                "stop requested; draining",
-                signal=self._stop_signal,
-                in_flight=len(self.in_flight),
-                grace_seconds=self.settings.daemon.grace_seconds,
-            )
             waits = [next_status - now, 1.0]
             rescan = self.source.next_rescan(now)
             if rescan is not None:
@@ -320,6 +313,13 @@ class _Service:
             if self.held is not None:
                 waits.append(self._next_hold_check - now)
             self.wake.wait(timeout=max(0.01, min(waits)))
+        if self._stop_requested:
+            self.log.info(
+                "stop requested; draining",
+                signal=self._stop_signal,
+                in_flight=len(self.in_flight),
+                grace_seconds=self.settings.daemon.grace_seconds,
+            )
 
     def _check_inbox(self) -> None:
         """Notice the inbox deleted or replaced; watch the new one and take its lock.
