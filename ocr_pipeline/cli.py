@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="OCR every file in INBOX once into OUTBOX, then exit (1 if any file failed)",
     )
     watch = _add(commands, "watch", help="watch INBOX and OCR files as they arrive")
-    for command in (run, watch):
+    serve = _add(
+        commands,
+        "serve",
+        help="watch INBOX like watch, and serve the HTTP API and web page in front of it",
+    )
+    for command in (run, watch, serve):
         command.add_argument(
             "inbox", type=Path, nargs="?", help="input folder (default: setting inbox)"
         )
@@ -79,8 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
             action="append",
             help="result format to write (repeatable; replaces outputs; json is always written)",
         )
-    watch.add_argument(
-        "--polling", action="store_true", help="poll the inbox (network shares, mounts)"
+    for command in (watch, serve):
+        command.add_argument(
+            "--polling", action="store_true", help="poll the inbox (network shares, mounts)"
+        )
+    serve.add_argument("--host", help="address to bind (default: setting serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: setting serve.port, 8080)")
+    serve.add_argument(
+        "--front-only",
+        action="store_true",
+        help="serve the API over the folders of a daemon that runs elsewhere (no OCR here)",
     )
     health = _add(
         commands, "health", help="exit 0 if the daemon's heartbeat is fresh, else 1 (HEALTHCHECK)"
@@ -153,6 +166,11 @@ EXAMPLES = {
   ocr-pipeline watch /mnt/share/in /mnt/share/out --polling
   OCR_PIPELINE_DAEMON__INSTANCE=scanner-2 ocr-pipeline watch inbox outbox
   kill -HUP <pid>   # reload settings, models and lexicons; kill -TERM <pid> drains and exits""",
+    "serve": """examples:
+  ocr-pipeline serve inbox outbox            # daemon + API + web page on http://127.0.0.1:8080/
+  OCR_PIPELINE_SERVE__TOKENS='["s3cret"]' ocr-pipeline serve inbox outbox --host 0.0.0.0
+  ocr-pipeline serve /data/inbox /data/outbox --front-only   # the daemon runs elsewhere
+  curl -F file=@scan.jpg 'http://127.0.0.1:8080/v1/ocr?wait=60'""",
     "health": """examples:
   ocr-pipeline health outbox                 # exit 0 fresh, 1 stale or missing
   HEALTHCHECK CMD ["ocr-pipeline", "health", "/data/outbox"]""",
@@ -219,6 +237,9 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         daemon["observer"] = "polling"
     if daemon:
         overrides["daemon"] = daemon
+    serve = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    if serve:
+        overrides["serve"] = serve
     if getattr(args, "lexicon", None):
         overrides["correct"] = {"lexicons": args.lexicon}
     if getattr(args, "outputs", None):
@@ -278,6 +299,16 @@ def cmd_watch(settings: Settings, reload_settings: Callable[[], Settings]) -> Ex
     from ocr_pipeline.daemon import Daemon
 
     Daemon(settings, watch=True, reload_settings=reload_settings).run()
+    return ExitCode.ok
+
+
+def cmd_serve(
+    settings: Settings, reload_settings: Callable[[], Settings], front_only: bool
+) -> ExitCode:
+    """Run the daemon and the HTTP front until SIGTERM or SIGINT (or the front alone)."""
+    from ocr_pipeline.web.server import serve
+
+    serve(settings, reload_settings, front_only=front_only)
     return ExitCode.ok
 
 
@@ -411,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = _cli_overrides(args)
         settings = load_settings(args.config, **overrides)
         configure_logging(settings.log.format, settings.log.level)
-        if args.command in ("run", "watch") and "inbox" not in settings.model_fields_set:
+        if args.command in ("run", "watch", "serve") and "inbox" not in settings.model_fields_set:
             parser.error(
                 f"{args.command}: no INBOX given; pass INBOX OUTBOX, or set inbox (and outbox) "
                 "in the config file or as OCR_PIPELINE_INBOX"
@@ -424,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(cmd_run(settings, reload_settings))
         if args.command == "watch":
             return int(cmd_watch(settings, reload_settings))
+        if args.command == "serve":
+            return int(cmd_serve(settings, reload_settings, args.front_only))
         if args.command == "config":
             return int(cmd_config(settings, args, overrides))
         if args.command == "lexicon":

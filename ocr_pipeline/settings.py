@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -265,6 +266,31 @@ class LayoutSettings(_Section):
     )
 
 
+class QualitySettings(_Section):
+    """Input quality warnings: pages too small, faint or blurred for reliable OCR (never a failure).
+
+    Thresholds measured by ``benchmarks/bench_quality.py`` on the dev pages (docs/engine.md).
+    """
+
+    enabled: bool = Field(
+        True, description="Measure each page and warn (pages[].warnings, the log) below these."
+    )
+    min_text_height_px: float = Field(
+        12.0, ge=0, description="Median line box height (short side), pixels, below which to warn."
+    )
+    min_contrast: float = Field(
+        40.0,
+        ge=0,
+        le=255,
+        description="Grey-level spread inside the line boxes (95th - 5th percentile), 0..255.",
+    )
+    min_sharpness: float = Field(
+        4.0,
+        ge=0,
+        description="Text height in edge widths (peak gradient / contrast x text height).",
+    )
+
+
 class RuntimeSettings(_Section):
     """Inference backend and its session options."""
 
@@ -416,6 +442,57 @@ class DaemonSettings(_Section):
     )
 
 
+class ServeSettings(_Section):
+    """The HTTP front of ``ocr-pipeline serve`` (API under ``/v1`` and the web page at ``/``).
+
+    Uploads are written into the inbox and answered from the outbox and the audit log; nothing
+    is OCRed in the web process (see docs/api.md).
+    """
+
+    host: str = Field(
+        "127.0.0.1",
+        description=(
+            "Address the HTTP server binds. Anything but a loopback address needs tokens or "
+            "token_file (the server refuses to start otherwise)."
+        ),
+    )
+    port: int = Field(8080, ge=1, le=65535, description="Port the HTTP server binds.")
+    tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description=(
+            "API tokens accepted as 'Authorization: Bearer TOKEN' (empty with no token_file: "
+            "no authentication, loopback only)."
+        ),
+    )
+    token_file: Path | None = Field(
+        None,
+        description="File of API tokens, one per line ('#' comments); read at start and reload.",
+    )
+    rate_limit: str = Field(
+        "120/minute",
+        description=(
+            "Requests per token (per client address without tokens), in the limits library's "
+            "notation ('10/second', '120/minute;1000/hour'); over it: 429 with Retry-After."
+        ),
+    )
+    max_waiting: int = Field(
+        200,
+        ge=1,
+        description=(
+            "Most files waiting in the inbox before uploads are refused with 503 and "
+            "Retry-After (back-pressure)."
+        ),
+    )
+    max_wait_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Longest ?wait= of POST /v1/ocr, seconds (longer asks get this much).",
+    )
+    retry_after_seconds: int = Field(
+        10, ge=1, description="Retry-After of a 503 (backlog full), seconds."
+    )
+
+
 class LogSettings(_Section):
     """Operational log (stderr)."""
 
@@ -447,9 +524,11 @@ class Settings(BaseSettings):
     recognize: RecognizeSettings = RecognizeSettings()
     correct: CorrectSettings = Field(default_factory=CorrectSettings)
     layout: LayoutSettings = LayoutSettings()
+    quality: QualitySettings = QualitySettings()
     runtime: RuntimeSettings = RuntimeSettings()
     daemon: DaemonSettings = DaemonSettings()
     models: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ so every file here is valid UTF-8 and every name is recovered exactly.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
@@ -235,6 +236,14 @@ def write_status(path: Path, status: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(status, indent=2, ensure_ascii=False) + "\n").encode())
 
 
+def _unix_seconds(iso: object) -> float | None:
+    """Unix seconds of an ISO 8601 time (``Z`` or an offset), ``None`` if it is not one."""
+    try:
+        return datetime.datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def check_health(path: Path, max_age_seconds: float) -> tuple[bool, str]:
     """Whether the daemon that writes ``path`` is alive.
 
@@ -257,6 +266,12 @@ def check_health(path: Path, max_age_seconds: float) -> tuple[bool, str]:
         return False, (
             f"status file {path} is {age:.0f} s old (limit {max_age_seconds:.0f} s): "
             f"daemon pid {status.get('pid')} is hung or dead; check its log and restart it"
+        )
+    started = _unix_seconds(status.get("started")) or updated
+    if not status.get("workers_alive") and updated - started > max_age_seconds:
+        return False, (
+            f"daemon pid {status.get('pid')} has had no live worker process for a while; "
+            "check its log (workers dying as they start: models, memory, permissions)"
         )
     silent = status.get("silent_workers") or []
     if silent:

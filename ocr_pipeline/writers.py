@@ -31,6 +31,8 @@ class ResultWriter(Protocol):
     """Name in the ``outputs`` setting, e.g. ``json``."""
     suffix: str
     """File name suffix, e.g. ``.json``: the output is ``<stem><suffix>``."""
+    media_type: str
+    """Media type the HTTP API serves the file as, e.g. ``application/json``."""
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """The file's bytes.
@@ -52,6 +54,7 @@ class JsonWriter:
 
     name = "json"
     suffix = ".json"
+    media_type = "application/json"
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """Serialise ``result`` by alias (``from`` in corrections), as the schema says."""
@@ -63,6 +66,7 @@ class TxtWriter:
 
     name = "txt"
     suffix = ".txt"
+    media_type = "text/plain; charset=utf-8"
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """``result.text`` and a final newline."""

@@ -117,6 +117,8 @@ class Daemon:
         reload_settings: called on SIGHUP for fresh settings (``None``: SIGHUP is ignored).
         executor: builds the executor from the settings and their generation (default: the
             local worker processes; tests pass :class:`~ocr_pipeline.executors.SerialExecutor`).
+        metrics: the metrics to update (``serve`` passes its own, exposed on the API's
+            ``/metrics``); default: built from ``daemon.metrics_port``.
 
     """
 
@@ -127,8 +129,10 @@ class Daemon:
         watch: bool,
         reload_settings: Callable[[], Settings] | None = None,
         executor: ExecutorFactory = LocalPoolExecutor,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.watch = watch
         self.reload_settings = reload_settings
         self.executor_factory = executor
@@ -195,7 +199,9 @@ class _Service:
         self._reload_requested = False
         self._inbox_missing = False
         try:
-            metrics = Metrics(settings.daemon.metrics_port, settings.daemon.metrics_host)
+            metrics = daemon.metrics or Metrics(
+                settings.daemon.metrics_port, settings.daemon.metrics_host
+            )
         except OSError as exc:
             raise ConfigError(
                 f"cannot serve metrics on {settings.daemon.metrics_host}:"

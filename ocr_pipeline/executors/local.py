@@ -172,6 +172,10 @@ def _settle(outer: Future[JobOutcome], inner: Future[JobOutcome]) -> None:
         outer.set_exception(JobError(error, lines[first:]))
 
 
+def _warm_up() -> None:
+    """A job that does nothing: scheduling it starts the pool's worker processes."""
+
+
 class LocalPoolExecutor:
     """A fixed number of OCR worker processes on this machine.
 
@@ -206,16 +210,23 @@ class LocalPoolExecutor:
         self._generation = generation
 
     def _start_pool(self) -> ProcessPool:
-        """A new pool with a fresh (unset) stop event, shared by all its worker processes."""
+        """A new pool with a fresh (unset) stop event, shared by all its worker processes.
+
+        Its workers start at once (a no-op job makes pebble start them; it would otherwise
+        wait for the first file), so health and readiness see them from the start and the
+        first file does not wait for model loading.
+        """
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
-        return ProcessPool(
+        pool = ProcessPool(
             max_workers=self._workers,
             max_tasks=self._max_jobs,
             initializer=_start_worker,
             initargs=(self._settings, self._generation, self._stop, str(self._beats)),
             context=context,
         )
+        pool.schedule(_warm_up)
+        return pool
 
     def submit(self, job: Job) -> Future[JobOutcome]:
         """Queue one job for the next free worker; its timeout starts when a worker takes it.

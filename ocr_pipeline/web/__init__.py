@@ -1,0 +1,1 @@
+"""The HTTP front of ``ocr-pipeline serve``: API, web page, and the server that runs them."""
