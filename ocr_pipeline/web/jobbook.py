@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,12 @@ TERMINAL_EVENTS = frozenset({"done", "partial", "duplicate", "failed"})
 """Audit events that end a file's life in the daemon (one per file)."""
 JOBS_DIR = "jobs"
 """Folder of the job records, inside ``OUTBOX/.ocr-pipeline``."""
+
+READ_CHUNK_BYTES = 8 << 20
+"""The audit log is read in pieces of at most this many bytes (a months-old log is large)."""
+UPLOAD_SOURCE = re.compile(rb'"source":"[0-9a-f]{16}-')
+"""An audit line about a file that arrived through the API (``<job id>-<name>``); the others
+are skipped, so memory grows with API jobs only."""
 
 Status = Literal["queued", "processing", "done", "failed"]
 
@@ -109,13 +116,18 @@ class AuditFollower:
                 return
             with self.path.open("rb") as handle:
                 handle.seek(self._offset)
-                chunk = handle.read(size - self._offset)
-            self._offset += len(chunk)
-            *lines, self._partial = (self._partial + chunk).split(b"\n")
-            for line in lines:
-                self._take(line)
+                while self._offset < size:
+                    chunk = handle.read(min(READ_CHUNK_BYTES, size - self._offset))
+                    if not chunk:
+                        break
+                    self._offset += len(chunk)
+                    *lines, self._partial = (self._partial + chunk).split(b"\n")
+                    for line in lines:
+                        self._take(line)
 
     def _take(self, line: bytes) -> None:
+        if not UPLOAD_SOURCE.search(line):
+            return  # not a file that came through the API: not kept
         try:
             record = json.loads(line)
         except ValueError:
