@@ -249,7 +249,8 @@ def check_health(path: Path, max_age_seconds: float) -> tuple[bool, str]:
 
     Returns:
         ``(healthy, reason)``: unhealthy when the file is missing or unreadable, older than
-        ``max_age_seconds``, says the daemon has stopped, or reports files stuck (a result,
+        ``max_age_seconds``, says the daemon has stopped, has had no live worker process
+        for longer than ``max_age_seconds`` since it started, or reports files stuck (a result,
         move or audit record that keeps failing for want of space or access; the daemon
         retries them, but someone has to free the space or fix the permissions).
 
