@@ -20,6 +20,13 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         bash scripts/podman_base_image.sh || echo "no podman base image: the podman container test will skip"
     fi
 fi
+# The web page test drives Debian's Chromium (never `playwright install`) in a private network
+# namespace (unshare: util-linux; ip: iproute2). Best effort: without them that test skips.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq chromium iproute2 >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq chromium iproute2 >/dev/null 2>&1; } \
+        || echo "chromium could not be installed: the web page test will skip"
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'

@@ -368,6 +368,11 @@ def create_app(settings: Settings, daemon_registry: CollectorRegistry | None = N
             "outputs": list(settings.outputs),
         }
 
+    @app.get("/v1/auth", tags=["jobs"])
+    def auth(key: caller) -> dict[str, bool]:
+        """200 when the request's token is accepted (or none is needed), else 401."""
+        return {"authenticated": True}
+
     @app.post(
         "/v1/jobs", status_code=202, tags=["jobs"], openapi_extra={"requestBody": UPLOAD_BODY}
     )
