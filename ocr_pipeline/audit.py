@@ -31,6 +31,13 @@ def printable_event(
     return result
 
 
+class _InactiveEmitterFilter(logging.Filter):
+    """Drops watchdog's "queue_events() called when the thread is inactive" (at shutdown)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
 def configure_logging(fmt: Literal["console", "json"] = "console", level: str = "info") -> None:
     r"""Route structlog events to stderr in the given format and minimum level.
 
@@ -55,10 +62,14 @@ def configure_logging(fmt: Literal["console", "json"] = "console", level: str = 
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # watchdog warns through the standard logging module when its inotify thread is stopped
-    # while an event is pending ("queue_events() called when the thread is inactive"): harmless
-    # at shutdown, and a plain-text line in a JSON log. Its errors still show.
+    # watchdog reports through the standard logging module, as an error, that its inotify
+    # thread was stopped while an event was pending ("queue_events() called when the thread is
+    # inactive"): harmless at shutdown, and a plain-text line in a JSON log. That one message is
+    # dropped; watchdog's other errors still show.
     logging.getLogger("watchdog").setLevel(logging.ERROR)
+    inotify_log = logging.getLogger("watchdog.observers.inotify")
+    if not any(isinstance(f, _InactiveEmitterFilter) for f in inotify_log.filters):
+        inotify_log.addFilter(_InactiveEmitterFilter())
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -140,21 +140,21 @@ class Front:
             HTTPException: 429 (rate) or 503 (backlog), each with ``Retry-After``.
 
         """
-        wait = self.rate.retry_after(key)
-        if wait is not None:
-            raise HTTPException(
-                429,
-                f"rate limit {self.settings.serve.rate_limit} reached; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
         limit = self.settings.serve.max_waiting
-        if self.book.count_waiting(limit) > limit:
+        if self.book.count_waiting(limit) > limit:  # first: a refused upload costs no rate
             after = self.settings.serve.retry_after_seconds
             raise HTTPException(
                 503,
                 f"more than {limit} files are waiting for OCR (serve.max_waiting); retry in "
                 f"{after} s",
                 headers={"Retry-After": str(after)},
+            )
+        wait = self.rate.retry_after(key)
+        if wait is not None:
+            raise HTTPException(
+                429,
+                f"rate limit {self.settings.serve.rate_limit} reached; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
             )
 
     async def receive(self, request: Request) -> JobView:
@@ -378,7 +378,7 @@ def create_app(settings: Settings, daemon_registry: CollectorRegistry | None = N
     )
     async def submit(request: Request, key: caller) -> dict[str, Any]:
         """Submit a scan; it is written into the inbox and OCRed by the daemon."""
-        front.admit(key)
+        await run_in_threadpool(front.admit, key)
         return front.job_json(await front.receive(request))
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
@@ -417,7 +417,7 @@ def create_app(settings: Settings, daemon_registry: CollectorRegistry | None = N
         200 with the result JSON when done in time, 422 with the job (and its error report)
         when it failed, else 202 with the job to poll.
         """
-        front.admit(key)
+        await run_in_threadpool(front.admit, key)
         view = await front.receive(request)
         deadline = time.monotonic() + min(wait, settings.serve.max_wait_seconds)
         while view.status not in ("done", "failed") and time.monotonic() < deadline:

@@ -3,7 +3,7 @@
 An upload is streamed to ``INBOX/.ocr-pipeline/uploads/<job id>.part`` (hidden: the watcher
 never takes it), counted against ``decode.max_bytes`` as it arrives, checked (type from its
 first bytes, then the page and pixel limits from its headers, as the daemon will check them),
-fsynced, and only then linked into the inbox as ``<job id>-<sanitised name><suffix>``. The
+fsynced, and only then renamed into the inbox as ``<job id>-<sanitised name><suffix>``. The
 daemon therefore sees a complete file or nothing, and the client's name never chooses the path:
 it is reduced to its last component, NFC-normalised, stripped of separators, control
 characters and leading dots, and cut to :data:`MAX_STEM_BYTES`. The suffix is the one of the
@@ -13,6 +13,7 @@ type the bytes are (a PDF named ``scan.jpg`` arrives as ``.pdf``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -182,7 +183,12 @@ class UploadSink:
             os.close(self._fd)
             self._fd = None
             name = inbox_name(self.job_id, client_name, suffix)
-            os.link(self.path, self.inbox / name)  # no-clobber: fails if the name exists
+            target = self.inbox / name
+            if os.path.lexists(target):  # 64 random bits: never in practice, but never clobber
+                raise FileExistsError(errno.EEXIST, "an upload already has this name", str(target))
+            # A rename (not a link): the watcher sees a file moved into the inbox, complete,
+            # and takes it after daemon.settle_after_close_seconds, not the full settle time.
+            os.rename(self.path, target)
             fsync_dir(self.inbox)
             return Arrival(job_id=self.job_id, inbox_name=name, bytes=self.size)
         finally:
