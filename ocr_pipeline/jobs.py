@@ -15,7 +15,10 @@ import os
 import stat
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from ocr_pipeline import __version__
 from ocr_pipeline.correct import Corrector, correct_page
@@ -27,6 +30,7 @@ from ocr_pipeline.documents import (
     open_document,
 )
 from ocr_pipeline.engine import Engine
+from ocr_pipeline.engine.quality import measure_page, quality_warnings
 from ocr_pipeline.errors import (
     InputError,
     JobStoppedError,
@@ -34,8 +38,15 @@ from ocr_pipeline.errors import (
     SymlinkRefusedError,
     UnreadableInputError,
 )
-from ocr_pipeline.results import DocumentResult, Page, PageError, Source, utc_now
-from ocr_pipeline.settings import DecodeSettings, Settings
+from ocr_pipeline.results import (
+    DocumentResult,
+    Page,
+    PageError,
+    PageQualityRecord,
+    Source,
+    utc_now,
+)
+from ocr_pipeline.settings import DecodeSettings, QualitySettings, Settings
 
 _READ_CHUNK = 1024 * 1024
 
@@ -159,6 +170,7 @@ def ocr_file(
     *,
     follow_symlinks: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    quality: QualitySettings | None = None,
 ) -> DocumentResult:
     """OCR one file page by page, correcting each page's lines; a bad page fails only itself.
 
@@ -167,7 +179,9 @@ def ocr_file(
     so the job holds about one page's pixels at a time (an A4 page at 300 dpi is
     2480x3508x3 bytes, 26 MB). PDF pages are rendered at ``limits.pdf_dpi``, or lower (not
     below ``limits.min_pdf_dpi``) when that would pass ``limits.max_pixels``: the page record
-    carries the dpi used and a warning.
+    carries the dpi used and a warning. Each page read is measured for input quality (text
+    height, contrast, sharpness: :mod:`ocr_pipeline.engine.quality`); a page below a threshold
+    gets a warning after the decoder's, and never fails for it.
 
     A page that cannot be decoded or rendered (corrupt, truncated, over ``decode.max_pixels``
     at every allowed size), or whose OCR raises, becomes a page record with ``error`` set
@@ -188,6 +202,8 @@ def ocr_file(
             :func:`read_input`).
         should_stop: asked before each page after the first; when it answers True the job
             stops there (an executor closing on SIGTERM). ``None``: never stop.
+        quality: the input quality thresholds (settings section ``quality``); ``None``: the
+            defaults.
 
     Returns:
         The result, pages in document order, ``text`` pages joined by form feeds (a failed
@@ -207,7 +223,8 @@ def ocr_file(
     started = time.perf_counter()
     media_type = media_type_for(path.name)
     data = read_input(path, limits, follow_symlinks=follow_symlinks)
-    timings = {"decode": 0.0, "correct": 0.0}
+    timings = {"decode": 0.0, "correct": 0.0, "quality": 0.0}
+    thresholds = quality if quality is not None else QualitySettings()
     page_results: list[Page] = []
     failed = 0
     # The first page's error, kept while no page has been read: raised if none can be. Dropped
@@ -248,7 +265,7 @@ def ocr_file(
             finally:
                 timings["decode"] += (time.perf_counter() - decode_start) * 1000.0
             try:
-                page_result = _read_page(page, engine, corrector, timings)
+                page_result = _read_page(page, engine, corrector, timings, thresholds)
                 first_failure = None
             except Exception as exc:
                 _raise_if_not_the_page(exc)
@@ -291,11 +308,19 @@ def ocr_file(
 
 
 def _read_page(
-    page: DecodedPage, engine: Engine, corrector: Corrector | None, timings: dict[str, float]
+    page: DecodedPage,
+    engine: Engine,
+    corrector: Corrector | None,
+    timings: dict[str, float],
+    quality: QualitySettings,
 ) -> Page:
-    """OCR and correct one decoded page; its record carries the page's dpi and warnings.
+    """OCR, correct and measure one decoded page.
 
-    Adds the engine's stage timings and the correction's, milliseconds, to ``timings``.
+    Its record carries the page's dpi, the decoder's warnings then the input quality warnings,
+    and (with ``quality.enabled``) the measured quality.
+
+    Adds the engine's stage timings, the correction's and the quality measure's, milliseconds,
+    to ``timings``.
 
     Raises:
         Exception: whatever the engine or the corrector raised on this page.
@@ -309,7 +334,15 @@ def _read_page(
     if corrector is not None:
         page_result = correct_page(page_result, corrector)
     timings["correct"] += (time.perf_counter() - correct_start) * 1000.0
-    return page_result.model_copy(update={"dpi": page.dpi, "warnings": list(page.warnings)})
+    update: dict[str, object] = {"dpi": page.dpi, "warnings": list(page.warnings)}
+    if quality.enabled:
+        quality_start = time.perf_counter()
+        boxes = np.array([line.box for line in page_result.lines], dtype=np.float64)
+        measured = measure_page(page.image, boxes.reshape(-1, 4, 2))
+        update["quality"] = PageQualityRecord(**asdict(measured))
+        update["warnings"] = [*page.warnings, *quality_warnings(measured, quality)]
+        timings["quality"] += (time.perf_counter() - quality_start) * 1000.0
+    return page_result.model_copy(update=update)
 
 
 def _raise_if_not_the_page(exc: Exception) -> None:
@@ -424,4 +457,5 @@ def read(
         file.name,
         corrector_from_settings(chosen.correct),
         follow_symlinks=True,
+        quality=chosen.quality,
     )

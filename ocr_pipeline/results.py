@@ -80,6 +80,29 @@ class PageError(_Record):
     message: str = Field(description="What went wrong and what to do; names the file and page.")
 
 
+class PageQualityRecord(_Record):
+    """Measured input quality of a page (section ``quality``); null where not measurable."""
+
+    text_height_px: float | None = Field(
+        description="Median height (short side) of the line boxes, pixels of the page."
+    )
+    resolution_dpi: float | None = Field(
+        description=(
+            "Effective resolution, dots per inch, were the text 10 pt body text (from the text "
+            "height; a file's stated dpi is not used)."
+        )
+    )
+    contrast: float | None = Field(
+        description="Median grey-level spread in the line boxes (95th - 5th percentile), 0..255."
+    )
+    sharpness: float | None = Field(
+        description=(
+            "Median text height divided by the blur of the text's edges (a Gaussian sigma, "
+            "pixels); higher is sharper, capped at 99."
+        )
+    )
+
+
 class Page(_Record):
     """One page of the input and its lines in reading order."""
 
@@ -116,7 +139,14 @@ class Page(_Record):
     )
     warnings: list[str] = Field(
         default_factory=list,
-        description="What was done differently on this page, e.g. rendered at a lower dpi.",
+        description=(
+            "What was done differently on this page (e.g. rendered at a lower dpi), then input "
+            "quality too low for reliable OCR (text height, contrast, sharpness; never a failure)."
+        ),
+    )
+    quality: PageQualityRecord | None = Field(
+        None,
+        description="Measured input quality (quality.enabled); null when not measured.",
     )
     error: PageError | None = Field(
         None,

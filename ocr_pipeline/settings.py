@@ -269,25 +269,25 @@ class LayoutSettings(_Section):
 class QualitySettings(_Section):
     """Input quality warnings: pages too small, faint or blurred for reliable OCR (never a failure).
 
-    Thresholds measured by ``benchmarks/bench_quality.py`` on the dev pages (docs/engine.md).
+    Defaults measured by ``benchmarks/bench_quality.py`` on degraded dev pages (docs/engine.md).
     """
 
     enabled: bool = Field(
         True, description="Measure each page and warn (pages[].warnings, the log) below these."
     )
     min_text_height_px: float = Field(
-        12.0, ge=0, description="Median line box height (short side), pixels, below which to warn."
+        13.0, ge=0, description="Median line box height (short side) to warn below, pixels."
     )
     min_contrast: float = Field(
-        40.0,
+        27.0,
         ge=0,
         le=255,
-        description="Grey-level spread inside the line boxes (95th - 5th percentile), 0..255.",
+        description="Grey-level spread in the line boxes (95th - 5th percentile) to warn below.",
     )
     min_sharpness: float = Field(
-        4.0,
+        20.2,
         ge=0,
-        description="Text height in edge widths (peak gradient / contrast x text height).",
+        description="Text height over the blur (Gaussian sigma) of its edges to warn below.",
     )
 
 

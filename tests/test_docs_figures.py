@@ -22,6 +22,7 @@ def _quotes() -> list[tuple[str, str]]:
     """(file, text it must contain), the figures formatted as the docs print them."""
     sroie, zh = FIGURES["sroie_dev"], FIGURES["zh_dev"]
     correction, speed, peer = FIGURES["correction"], FIGURES["speed"], FIGURES["rapidocr_3_10"]
+    quality = FIGURES["quality"]
     return [
         ("README.md", f"CER {sroie['cer']:.4f}, word F1 {sroie['word_f1']:.4f}"),
         ("README.md", f"CER {peer['cer']:.3f}, word F1 {peer['word_f1']:.3f}"),
@@ -47,6 +48,21 @@ def _quotes() -> list[tuple[str, str]]:
             f"{zh['char_f1']:.4f}",
         ),
         ("docs/models.md", f"word F1 {peer['word_f1']:.3f} and CER {peer['cer']:.3f}"),
+        *(
+            ("docs/engine.md", f"| {quality[key]:g}{unit} | `quality.{key}` |")
+            for key, unit in (
+                ("min_text_height_px", " px"),
+                ("min_contrast", ""),
+                ("min_sharpness", ""),
+            )
+        ),
+        (
+            "docs/api.md",
+            "| {uploads} | {clients} | {wall_seconds} | {burst_uploads_per_second:.1f} | "
+            "{jobs_per_second:.3f} | {upload_request_ms_p50} / {upload_request_ms_p95} | "
+            "{result_latency_s_p50} / {result_latency_s_p95} | {answers_429} | "
+            "{lost} / {duplicated} |".format(**FIGURES["api_load"]),
+        ),
     ]
 
 

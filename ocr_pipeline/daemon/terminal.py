@@ -163,6 +163,11 @@ class TerminalWriter:
             boxes=len(confidences),
             seconds=round(result.timings_ms.get("total", 0.0) / 1000, 3),
         )
+        for page in result.pages:  # rendered at a lower dpi, input quality too low: never fatal
+            for warning in page.warnings:
+                self.log.warning(
+                    "page warning", file=relative, page=page.index + 1, warning=warning
+                )
         return self._finish(claim)
 
     def _report_missing_pages(

@@ -81,6 +81,7 @@ class Worker:
                 sha256=job.sha256,
                 follow_symlinks=recipe.settings.daemon.follow_symlinks,
                 should_stop=self._should_stop,
+                quality=recipe.settings.quality,
             )
         finally:
             release_free_memory()
