@@ -44,6 +44,20 @@ class Correction(_Record):
     score: float = Field(description="The rule's confidence in the change, 0..1.")
 
 
+class Word(_Record):
+    """One word of a line, or one run of CJK characters (CJK has no spaces between words).
+
+    Its box comes from the CTC time steps that produced its characters (the recognizer's output
+    columns, each a fixed width of the line crop), mapped back onto the line's box.
+    """
+
+    text: str = Field(description="The word's text, a part of the line's text (no spaces).")
+    box: tuple[Point, Point, Point, Point] = Field(
+        description="Corners clockwise from the text's top-left, pixels of the page as delivered."
+    )
+    confidence: float = Field(description="Mean confidence of its characters, 0..1.")
+
+
 class Line(_Record):
     """One recognised text line."""
 
@@ -58,6 +72,13 @@ class Line(_Record):
     block: int = Field(0, description="Index of the line's block in the page's blocks.")
     vertical: bool = Field(
         False, description="A vertical text line (read top to bottom; its crop was turned)."
+    )
+    words: list[Word] | None = Field(
+        None,
+        description=(
+            "The line's words and CJK character runs in reading order, with boxes; their texts "
+            "joined by the line's spaces give its text. Null when not known."
+        ),
     )
 
 
