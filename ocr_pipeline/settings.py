@@ -56,7 +56,7 @@ def default_models_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False) / "models"
 
 
-OutputName = Literal["json", "txt"]
+OutputName = Literal["json", "txt", "pdf", "hocr", "alto"]
 """Names of the result writers (:mod:`ocr_pipeline.writers`)."""
 
 _config_file: ContextVar[Path | None] = ContextVar("ocr_pipeline_config_file", default=None)

@@ -7,8 +7,9 @@ outbox only through :func:`ocr_pipeline.atomic.atomic_write_bytes`. The JSON res
 record: duplicate detection and the results index read it back, so it is always written, and
 written last, so a program that waits for ``<stem>.json`` finds every other format already there.
 
-A new format (searchable PDF, hOCR, ALTO) is one class with ``name``, ``suffix`` and ``render``,
-added to :data:`WRITERS` (and its name to :data:`ocr_pipeline.settings.OutputName`).
+A format is one class with ``name``, ``suffix``, ``media_type`` and ``render``, added to
+:data:`WRITERS` (and its name to :data:`ocr_pipeline.settings.OutputName`); the archival
+formats (searchable PDF, hOCR, ALTO) live in :mod:`ocr_pipeline.outputs`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ocr_pipeline.atomic import atomic_write_bytes
+from ocr_pipeline.outputs.alto import AltoWriter
+from ocr_pipeline.outputs.hocr import HocrWriter
+from ocr_pipeline.outputs.pdf import PdfWriter
 from ocr_pipeline.results import DocumentResult, result_json
 
 RECORD_FORMAT = "json"
@@ -73,7 +77,10 @@ class TxtWriter:
         return (result.text + "\n").encode("utf-8")
 
 
-WRITERS: dict[str, ResultWriter] = {writer.name: writer for writer in (JsonWriter(), TxtWriter())}
+WRITERS: dict[str, ResultWriter] = {
+    writer.name: writer
+    for writer in (JsonWriter(), TxtWriter(), PdfWriter(), HocrWriter(), AltoWriter())
+}
 """Every registered writer by name."""
 
 
