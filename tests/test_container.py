@@ -16,6 +16,7 @@ where podman or the base image is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -283,6 +284,40 @@ def _healthcheck(container: str) -> int:
     return done.returncode
 
 
+_API_CLIENT = """
+import base64, json, time, urllib.error, urllib.request
+base = "http://127.0.0.1:8080"
+deadline = time.monotonic() + 60
+while True:
+    try:
+        urllib.request.urlopen(base + "/readyz", timeout=5)
+        break
+    except (urllib.error.URLError, OSError):
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+body = {"name": "again.jpg", "content_base64": base64.b64encode(
+    open("/data/archive/scan.jpg", "rb").read()).decode()}
+request = urllib.request.Request(
+    base + "/v1/ocr?wait=120", data=json.dumps(body).encode(),
+    headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(request, timeout=150).read().decode())
+"""
+
+
+def _api_in_the_container(name: str) -> None:
+    """``serve --front-only`` in the running container answers from the daemon's folders.
+
+    The front gets the archived scan again through the API (base64 JSON); the daemon finds the
+    same bytes done before, so the answer is the earlier result, as a duplicate.
+    """
+    _pod("exec", "-d", name, "ocr-pipeline", "serve", "--front-only", "--port", "8080")
+    answer = json.loads(_pod("exec", name, "python", "-c", _API_CLIENT, timeout=200))
+    scan = (SROIE_DEV / "images" / "005.jpg").read_bytes()
+    assert answer["source"]["sha256"] == hashlib.sha256(scan).hexdigest()
+    assert len(answer["text"]) > 40
+
+
 def test_podman_image_runs_as_its_uid_processes_a_scan_and_stops_on_sigterm(
     podman_image: str, tmp_path: Path
 ) -> None:
@@ -327,6 +362,7 @@ def test_podman_image_runs_as_its_uid_processes_a_scan_and_stops_on_sigterm(
             assert produced.stat().st_uid == PODMAN_UID
             assert produced.stat().st_mode & 0o044 == 0o044, "results readable by the group/others"
         assert _healthcheck(name) == 0
+        _api_in_the_container(name)
 
         daemon_pid = json.loads(status.read_text(encoding="utf-8"))["pid"]
         _pod("exec", name, "sh", "-c", f"kill -STOP {daemon_pid}")  # wedged: no heartbeat
