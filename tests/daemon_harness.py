@@ -6,6 +6,9 @@ input (``limit_side`` 640, ``max``; ``FAST_ENV``) so hundreds of small receipt c
 seconds, not minutes; the folder contract does not depend on accuracy.
 ``benchmarks/bench_daemon.py`` passes its own environment (default accuracy settings) instead.
 Waits are bounded polls of the folders, the audit log and the status file.
+:func:`run_cli` (and :func:`cli_command`, :func:`cli_env`, which :class:`DaemonProcess` uses
+too) is the one way the tests start the command line: this interpreter, ``-m ocr_pipeline.cli``,
+the caller's environment (which holds ``OCR_PIPELINE_MODELS__DIR``, set by ``tests/conftest``).
 
 Used by ``tests/`` (``from tests.daemon_harness import ...``) and by the benchmark, run from the
 repository root as ``python -m benchmarks.bench_daemon``: both then import it as ``tests.*``.
@@ -22,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,61 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def cli_command(*args: str | Path) -> list[str]:
+    """The command line of ``ocr-pipeline ARGS``: this interpreter, ``-m ocr_pipeline.cli``.
+
+    Not the ``ocr-pipeline`` script of the environment: its interpreter line names the Python it
+    was installed with, which need not be this one.
+    """
+    return [sys.executable, "-m", "ocr_pipeline.cli", *map(str, args)]
+
+
+def cli_env(env: Mapping[str, str] | None = None, *, unset: Iterable[str] = ()) -> dict[str, str]:
+    """The environment of a command: the caller's, then ``env`` over it, without ``unset``.
+
+    The caller's environment carries ``OCR_PIPELINE_MODELS__DIR`` (``tests/conftest`` sets it);
+    pass ``FAST_ENV`` (or ``{**FAST_ENV, ...}``) for the daemon tests' preset.
+    """
+    merged = {**os.environ, **(env or {})}
+    for name in unset:
+        merged.pop(name, None)
+    return merged
+
+
+def run_cli(
+    args: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    unset: Iterable[str] = (),
+    timeout: float = 300,
+    cwd: Path | None = None,
+    prefix: Sequence[str] = (),
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ocr-pipeline ARGS`` to its end; its exit code and its output, captured as text.
+
+    Args:
+        args: The arguments after ``ocr-pipeline``.
+        env: Variables over the caller's environment (:func:`cli_env`).
+        unset: Variables to remove from it.
+        timeout: Seconds before ``subprocess.TimeoutExpired``.
+        cwd: The working folder (default: the caller's).
+        prefix: A command to run it under, e.g. ``["setpriv", ..., "--"]``.
+        preexec_fn: Called in the child before the command starts (e.g. pin its CPUs).
+
+    """
+    return subprocess.run(
+        [*prefix, *cli_command(*args)],
+        env=cli_env(env, unset=unset),
+        cwd=cwd,
+        preexec_fn=preexec_fn,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def receipt_crops() -> list[bytes]:
@@ -186,7 +244,7 @@ class Layout:
 
 @dataclass
 class DaemonProcess:
-    """``python -m ocr_pipeline.cli watch INBOX OUTBOX`` in its own process group."""
+    """``ocr-pipeline watch INBOX OUTBOX`` (:func:`cli_command`) in its own process group."""
 
     layout: Layout
     env: dict[str, str] = field(default_factory=dict)
@@ -218,19 +276,11 @@ class DaemonProcess:
 
     def start(self, timeout: float = 90) -> DaemonProcess:
         """Start the daemon and wait for its first heartbeat in state ``running``."""
-        env = {**os.environ, **self.base_env, **self.env}
+        env = cli_env({**self.base_env, **self.env})
         if self.instance != "default":
             env["OCR_PIPELINE_DAEMON__INSTANCE"] = self.instance
         self.status_file.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "ocr_pipeline.cli",
-            *self.global_args,
-            "watch",
-            str(self.layout.inbox),
-            str(self.layout.outbox),
-        ]
+        command = cli_command(*self.global_args, "watch", self.layout.inbox, self.layout.outbox)
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
                 command, env=env, stdout=log, stderr=log, start_new_session=True

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from ocr_pipeline.cli import build_parser, main
 from ocr_pipeline.config_reference import render_reference_markdown
 from ocr_pipeline.resources import default_config_file
 from tests.conftest import REPO
+from tests.daemon_harness import run_cli
 from tests.receipts import receipt_header
 
 
@@ -86,15 +84,7 @@ def test_config_show_without_a_file_reports_defaults_as_defaults(
 
 
 def test_run_without_an_inbox_is_a_usage_error(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCR_PIPELINE_INBOX")}
-    finished = subprocess.run(
-        [sys.executable, "-m", "ocr_pipeline.cli", "run"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    finished = run_cli(["run"], unset=["OCR_PIPELINE_INBOX"], cwd=tmp_path, timeout=60)
     assert finished.returncode == 2, finished.stderr
     assert "no INBOX given" in finished.stderr and "usage:" in finished.stderr
 
@@ -106,19 +96,12 @@ def test_run_summary_counts_reused_results_apart(tmp_path: Path) -> None:
     (inbox / "a.png").write_bytes(header)
     (inbox / "copy-of-a.png").write_bytes(header)
     env = {
-        **os.environ,
         "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0",
         "OCR_PIPELINE_DAEMON__WORKERS": "1",
         "OCR_PIPELINE_DETECT__LIMIT_TYPE": "max",
         "OCR_PIPELINE_DETECT__LIMIT_SIDE": "640",
     }
-    finished = subprocess.run(
-        [sys.executable, "-m", "ocr_pipeline.cli", "run", str(inbox), str(tmp_path / "out")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    finished = run_cli(["run", inbox, tmp_path / "out"], env=env)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "1 of 2 files OCRed" in finished.stdout, finished.stdout
     assert "1 reused an earlier result" in finished.stdout, finished.stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from ocr_pipeline.cpus import (
     cgroup_v1_cpu_limit,
     cgroup_v2_cpu_limit,
 )
+from tests.daemon_harness import run_cli
 
 
 def _write(root: Path, relative: str, text: str) -> None:
@@ -97,7 +96,16 @@ def test_available_cpus_is_affinity_capped_by_the_quota(tmp_path: Path) -> None:
     assert available_cpus(tmp_path) == affinity  # a quota above the affinity does not add CPUs
     _write(tmp_path, "cpu.max", "max 100000")
     assert available_cpus(tmp_path) == affinity
-    assert 1 <= available_cpus() <= affinity  # this machine's real cgroup files
+    # This machine's real cgroup files, with this thread pinned to one CPU: one, whatever the
+    # machine's CPU count (os.cpu_count() would say otherwise wherever it has more than one).
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        assert affinity_cpus() == 1
+        assert available_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert available_cpus() == min(affinity, cgroup_cpu_limit() or affinity)
 
 
 def _one_core() -> None:
@@ -108,21 +116,11 @@ def _one_core() -> None:
 def test_cli_on_one_core_starts_one_worker_with_one_thread(tmp_path: Path) -> None:
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     inbox.mkdir()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("OCR_PIPELINE_DAEMON__WORKERS", "OCR_PIPELINE_RUNTIME__INTRA_OP_THREADS")
-    }
-    cli = Path(sys.executable).parent / "ocr-pipeline"
-    done = subprocess.run(
-        [str(cli), "--log-format", "json", "run", str(inbox), str(outbox)],
-        env=env,
+    done = run_cli(
+        ["--log-format", "json", "run", inbox, outbox],
+        unset=["OCR_PIPELINE_DAEMON__WORKERS", "OCR_PIPELINE_RUNTIME__INTRA_OP_THREADS"],
         cwd=tmp_path,
         preexec_fn=_one_core,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]

@@ -14,8 +14,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -33,6 +31,7 @@ from tests.daemon_harness import (
     Layout,
     png_variant,
     receipt_crops,
+    run_cli,
     wait_until,
 )
 
@@ -50,17 +49,8 @@ def expected_texts(crops: list[bytes], tmp_path_factory: pytest.TempPathFactory)
     layout = Layout(tmp_path_factory.mktemp("oneshot"))
     for number, png in enumerate(crops):
         (layout.inbox / f"base-{number}.png").write_bytes(png)
-    env = {**os.environ, **FAST_ENV}
-    command = [
-        sys.executable,
-        "-m",
-        "ocr_pipeline.cli",
-        "run",
-        str(layout.inbox),
-        str(layout.outbox),
-    ]
-    completed = subprocess.run(command, env=env, capture_output=True, timeout=300, check=False)
-    assert completed.returncode == 0, completed.stderr.decode()[-3000:]
+    completed = run_cli(["run", layout.inbox, layout.outbox], env=FAST_ENV)
+    assert completed.returncode == 0, completed.stderr[-3000:]
     texts = {}
     for number in range(BASE_IMAGES):
         result = json.loads((layout.outbox / f"base-{number}.json").read_text(encoding="utf-8"))
@@ -400,18 +390,9 @@ def test_a_second_daemon_on_the_same_work_folder_is_refused(tmp_path: Path) -> N
     layout = Layout(tmp_path)
     daemon = DaemonProcess(layout).start()
     try:
-        env = {**os.environ, **FAST_ENV}
-        command = [
-            sys.executable,
-            "-m",
-            "ocr_pipeline.cli",
-            "watch",
-            str(layout.inbox),
-            str(layout.outbox),
-        ]
-        second = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+        second = run_cli(["watch", layout.inbox, layout.outbox], env=FAST_ENV, timeout=60)
         assert second.returncode == 3
-        message = second.stderr.decode()
+        message = second.stderr
         assert "in use by another daemon" in message and "OCR_PIPELINE_DAEMON__INSTANCE" in message
         assert daemon.stop() == 0
     finally:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from ocr_pipeline.daemon.terminal import KILL_AT_ENV
 from ocr_pipeline.executors import JobOutcome, JobRecipe
 from ocr_pipeline.executors.worker import Worker
 from tests.conftest import SROIE_DEV
-from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout, wait_until
+from tests.daemon_harness import FAST_ENV, DaemonProcess, Layout, run_cli
 from tests.receipts import daemon_settings, matches_truth, receipt_header, run_serial
 
 TERMINAL = {"done", "failed", "duplicate"}
@@ -151,24 +150,17 @@ def test_unreadable_file_goes_to_failed_with_what_to_do(tmp_path: Path) -> None:
     unreadable.write_bytes(receipt_header(6))
     (layout.inbox / "good.png").write_bytes(receipt_header(7))
     unreadable.chmod(0)
-    command = [
-        sys.executable,
-        "-m",
-        "ocr_pipeline.cli",
-        "run",
-        str(layout.inbox),
-        str(layout.outbox),
-    ]
+    prefix: list[str] = []
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root without setpriv: root reads any file")
         os.chown(unreadable, 65534, 65534)  # owned by nobody: root without DAC caps cannot read
         dropped = "-dac_override,-dac_read_search"
-        command = [setpriv, "--bounding-set", dropped, "--inh-caps", dropped, "--", *command]
-    env = {**os.environ, **FAST_ENV, "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0"}
+        prefix = [setpriv, "--bounding-set", dropped, "--inh-caps", dropped, "--"]
+    env = {**FAST_ENV, "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0"}
 
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    finished = run_cli(["run", layout.inbox, layout.outbox], env=env, prefix=prefix)
 
     assert finished.returncode == 1, finished.stderr[-3000:]
     report = _report(tmp_path, "locked.png")
@@ -269,27 +261,58 @@ def test_kill_around_the_terminal_record_leaves_exactly_one_after_restart(
     assert matches_truth(text, 11), text
 
 
+# Put on the daemon's PYTHONPATH as ``sitecustomize``: in every process of that daemon, a job
+# runs the test hooks of ``ocr_pipeline.executors.local`` (its ``started-<pid>`` marker), writes
+# ``held-<pid>`` beside it, then never ends. A kill after ``held-*`` always lands mid-job,
+# however fast the job would be; without the hook in force, ``held-*`` never comes.
+HOLD_JOBS_SITECUSTOMIZE = """
+import os
+import threading
+from pathlib import Path
+
+if os.environ.get("OCR_PIPELINE_TEST_HOLD_JOBS"):
+    from ocr_pipeline.executors import local
+
+    _test_hooks = local._test_hooks
+
+    def _hold_after_the_test_hooks(job):
+        _test_hooks(job)
+        folder = os.environ[local.STARTED_DIR_ENV]
+        Path(folder, f"held-{os.getpid()}").write_text(job.relative, encoding="utf-8")
+        threading.Event().wait()
+
+    local._test_hooks = _hold_after_the_test_hooks
+"""
+
+
 def test_daemon_killed_twice_mid_job_does_not_fail_a_good_file(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     started = tmp_path / "started"
     started.mkdir()
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(HOLD_JOBS_SITECUSTOMIZE, encoding="utf-8")
     image = cv2.imread(str(SROIE_DEV / "images" / "012.jpg"))
     ok, png = cv2.imencode(".png", image)
     assert ok
     (layout.inbox / "whole.png").write_bytes(png.tobytes())
-    env = {
-        "OCR_PIPELINE_TEST_STARTED_DIR": str(started),
-        "OCR_PIPELINE_DAEMON__MAX_ATTEMPTS": "2",
-        "OCR_PIPELINE_DETECT__LIMIT_SIDE": "1600",  # a whole page: a job of about a second
+    env = {"OCR_PIPELINE_TEST_STARTED_DIR": str(started), "OCR_PIPELINE_DAEMON__MAX_ATTEMPTS": "2"}
+    held = {
+        **env,
+        "OCR_PIPELINE_TEST_HOLD_JOBS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])),
     }
+    work = layout.inbox / ".ocr-pipeline" / "work"
     for kill in range(2):
-        daemon = DaemonProcess(layout, env=env).start()
-        wait_until(lambda: any(started.iterdir()), 60, f"job start before kill {kill + 1}")
+        daemon = DaemonProcess(layout, env=held).start()
+        daemon.wait(lambda: any(started.glob("held-*")), 60, f"the job held before kill {kill + 1}")
+        # The job is running and cannot end: the claim records this start, nothing is terminal.
+        [record] = [json.loads(p.read_text("utf-8")) for p in work.glob("*/*/.claim.json")]
+        assert (record["started"], record["attempts"]) == (kill + 1, 0), record
+        assert _terminal_records(tmp_path) == {}
         daemon.kill_all()
         for marker in started.iterdir():
             marker.unlink()
-    if _terminal_records(tmp_path):
-        pytest.skip("the job finished before a kill landed; nothing to check")
 
     daemon = DaemonProcess(layout, env=env).start()
     try:
@@ -340,12 +363,7 @@ def test_full_outbox_is_retried_when_space_returns_and_health_says_stuck(
         for number in (12, 13):
             (layout.inbox / "sub" / f"r{number}.png").write_bytes(receipt_header(number))
         daemon.wait(lambda: daemon.status().get("stuck") == 2, 120, "two files stuck")
-        health = subprocess.run(
-            [sys.executable, "-m", "ocr_pipeline.cli", "health", str(layout.outbox)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        health = run_cli(["health", layout.outbox], timeout=60)
         assert health.returncode == 1 and "stuck" in health.stdout, health.stdout
         assert not layout.events("done")
 
@@ -375,20 +393,7 @@ def test_replaced_inbox_is_watched_again_and_its_lock_taken(tmp_path: Path) -> N
         (layout.inbox / "after.png").write_bytes(receipt_header(14))
         daemon.wait(lambda: bool(layout.events("done")), 60, "the new inbox's file done")
 
-        second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ocr_pipeline.cli",
-                "watch",
-                str(layout.inbox),
-                str(layout.outbox),
-            ],
-            env={**os.environ, **FAST_ENV},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        second = run_cli(["watch", layout.inbox, layout.outbox], env=FAST_ENV, timeout=120)
         assert second.returncode == 3, second.stderr[-2000:]
         assert "in use by another daemon" in second.stderr
     finally:

@@ -253,11 +253,14 @@ def test_the_daemon_waits_for_a_paused_writer_and_fails_nothing(tmp_path: Path) 
         with (layout.inbox / "receipt.jpg").open("wb") as handle:
             handle.write(data[: len(data) // 2])
             handle.flush()
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:  # waiting for a non-event: a fixed window
-                assert layout.events("claimed") == [], "claimed while its writer paused"
-                assert daemon.exited() is None
-                time.sleep(0.1)
+            # The pause counts from when the daemon has the half-written file as a candidate.
+            daemon.wait(
+                lambda: daemon.status().get("queue_depth") == 1, 30, "the file seen, settling"
+            )
+            time.sleep(2.0)  # the writer's pause, 4 x settle_seconds: the behaviour under test
+            assert layout.events("claimed") == [], "claimed while its writer paused"
+            assert daemon.exited() is None
+            assert daemon.status().get("queue_depth") == 1, "still waiting for its close"
             handle.write(data[len(data) // 2 :])
         daemon.wait(lambda: bool(layout.events("done")), 120, "the receipt's done record")
     finally:

@@ -40,6 +40,7 @@ from ocr_pipeline.executors.local import STARTED_DIR_ENV
 from ocr_pipeline.jobs import decode_limits, ocr_file, read_input
 from ocr_pipeline.settings import DecodeSettings, Settings
 from tests.conftest import REPO, SROIE_DEV
+from tests.daemon_harness import wait_until
 
 A4_PT = (595, 842)
 """A4 in PDF points; at 300 dpi a page renders to 2480x3509 pixels, 3 bytes each: 26.1 MB."""
@@ -287,17 +288,6 @@ def test_should_stop_ends_a_document_between_pages(tmp_path: Path, engine: Engin
     assert len(never.pages) == 3
 
 
-def wait_for_file(folder: Path, pattern: str, seconds: float) -> Path:
-    """The first file matching ``pattern`` in ``folder``, waiting up to ``seconds`` for it."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = sorted(folder.glob(pattern))
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no {pattern} in {folder} after {seconds} s")
-
-
 def test_closing_the_pool_stops_a_long_document_between_pages(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,7 +300,12 @@ def test_closing_the_pool_stops_a_long_document_between_pages(
     executor = LocalPoolExecutor(one_worker(settings))
     try:
         future = executor.submit(Job(long_pdf, "long.pdf", "0" * 64))
-        wait_for_file(started, "started-*", 120)  # the worker loaded its engine and began
+        wait_until(  # the worker loaded its engine and began
+            lambda: any(started.glob("started-*")),
+            120,
+            "the worker to begin the long document",
+            abort=lambda: f"the job ended first: {future.exception()!r}" if future.done() else None,
+        )
         assert executor.close(grace_seconds=30) is True
         error = future.exception(timeout=30)
         assert isinstance(error, JobError), error

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import struct
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -24,8 +22,8 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from ocr_pipeline.correct import corrector_from_settings
-from ocr_pipeline.documents import pdf_page_dpi, rendered_size
+from ocr_pipeline.correct import Corrector, corrector_from_settings
+from ocr_pipeline.documents import DecodeLimits, pdf_page_dpi, rendered_size
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.engine.pipeline import PageOcr
 from ocr_pipeline.errors import (
@@ -40,6 +38,33 @@ from ocr_pipeline.results import DocumentResult, Page, result_json
 from ocr_pipeline.settings import Settings
 from ocr_pipeline.writers import TxtWriter
 from tests.conftest import SROIE_DEV
+from tests.daemon_harness import run_cli
+
+ReadFile = Callable[..., DocumentResult]
+"""The ``read_file`` fixture's function: ``read_file(path)``, or ``read_file(path, stand_in)``."""
+
+
+@pytest.fixture(scope="module")
+def limits(settings: Settings) -> DecodeLimits:
+    """The settings' decode limits, as the daemon's workers use them."""
+    return decode_limits(settings.decode)
+
+
+@pytest.fixture(scope="module")
+def corrector(settings: Settings) -> Corrector:
+    """The settings' spell-correction: lexicons and look-alike table, loaded once."""
+    return corrector_from_settings(settings.correct)
+
+
+@pytest.fixture(scope="module")
+def read_file(engine: Engine, limits: DecodeLimits, corrector: Corrector) -> ReadFile:
+    """``ocr_file`` as the daemon runs it: the settings' decode limits and spell-correction,
+    with the real engine unless another is given."""
+
+    def read(path: Path, with_engine: Engine | FailingEngine = engine) -> DocumentResult:
+        return ocr_file(path, cast(Engine, with_engine), limits, path.name, corrector)
+
+    return read
 
 
 @pytest.fixture
@@ -71,15 +96,12 @@ def pdf_of(*pages: tuple[Image.Image, float]) -> bytes:
     return buffer.getvalue()
 
 
-def read_file(path: Path, settings: Settings, engine: Engine) -> DocumentResult:
-    """``ocr_file`` as the daemon runs it: the settings' decode limits and spell-correction."""
-    return ocr_file(
-        path,
-        engine,
-        decode_limits(settings.decode),
-        path.name,
-        corrector_from_settings(settings.correct),
-    )
+@pytest.fixture
+def two_pdf(tmp_path: Path, receipts: list[tuple[GroundTruthPage, Image.Image]]) -> Path:
+    """``two.pdf``: the first two receipts, a page each at 300 dpi."""
+    path = tmp_path / "two.pdf"
+    path.write_bytes(pdf_of((receipts[0][1], 300), (receipts[1][1], 300)))
+    return path
 
 
 def assert_reads(page: Page, record: GroundTruthPage, records: list[GroundTruthPage]) -> None:
@@ -110,7 +132,7 @@ def assert_failed(page: Page, error_type: str, *words: str) -> None:
 def test_a_page_too_large_at_300_dpi_is_rendered_lower_and_read(
     tmp_path: Path,
     settings: Settings,
-    engine: Engine,
+    read_file: ReadFile,
     receipts: list[tuple[GroundTruthPage, Image.Image]],
 ) -> None:
     # The issue's page: a receipt scan saved as a PDF page at 17 dpi, 25.8 x 59.1 inches, is
@@ -125,7 +147,7 @@ def test_a_page_too_large_at_300_dpi_is_rendered_lower_and_read(
     at_300 = rendered_size(width_pt, height_pt, decode.pdf_dpi)
     assert at_300[0] * at_300[1] > decode.max_pixels  # the page does not fit at 300 dpi
 
-    result = read_file(path, settings, engine)
+    result = read_file(path)
 
     assert result.outcome == "done"  # a lower resolution is not an error
     assert [page.dpi for page in result.pages][::2] == [300, 300]
@@ -151,7 +173,7 @@ def test_a_page_too_large_at_300_dpi_is_rendered_lower_and_read(
 def test_a_page_needing_less_than_min_pdf_dpi_is_that_pages_error(
     tmp_path: Path,
     settings: Settings,
-    engine: Engine,
+    read_file: ReadFile,
     receipts: list[tuple[GroundTruthPage, Image.Image]],
 ) -> None:
     # The middle receipt as a 5 dpi page: 87.8 x 200.8 inches, still 397 million pixels at the
@@ -160,7 +182,7 @@ def test_a_page_needing_less_than_min_pdf_dpi_is_that_pages_error(
     path = tmp_path / "poster in the middle.pdf"
     path.write_bytes(pdf_of((first_image, 300), (second_image, 5), (third_image, 300)))
 
-    result = read_file(path, settings, engine)
+    result = read_file(path)
 
     assert result.outcome == "partial"
     failed = result.pages[1]
@@ -208,25 +230,30 @@ def zero_page_object(data: bytes, page: int) -> bytes:
     return data[: start.start()] + b"\0" * (end - start.start()) + data[end:]
 
 
+@pytest.fixture
+def damaged_pdf(receipts: list[tuple[GroundTruthPage, Image.Image]]) -> bytes:
+    """The three receipts saved as one PDF by Pillow, the second page's object zeroed."""
+    data = io.BytesIO()
+    first, *others = [image for _, image in receipts]
+    first.save(data, format="PDF", save_all=True, append_images=others, resolution=300)
+    return zero_page_object(data.getvalue(), 1)
+
+
 def test_a_corrupt_middle_pdf_page_is_that_pages_error(
     tmp_path: Path,
-    settings: Settings,
-    engine: Engine,
+    read_file: ReadFile,
     receipts: list[tuple[GroundTruthPage, Image.Image]],
+    damaged_pdf: bytes,
 ) -> None:
     # What PDFium does with damage (pypdfium2 5.x, PDFium 7.x): garbage or zeros in a page's
     # JPEG image stream render that page blank, with no error to catch. A page object that is
     # not a dictionary (here: its bytes zeroed) fails FPDF_GetPageSizeByIndexF and
     # FPDF_LoadPage: that page alone cannot be read, and opening the file still works.
-    (first, first_image), (_, second_image), (third, third_image) = receipts
-    data = io.BytesIO()
-    first_image.save(
-        data, format="PDF", save_all=True, append_images=[second_image, third_image], resolution=300
-    )
+    (first, _), _, (third, _) = receipts
     path = tmp_path / "damaged.pdf"
-    path.write_bytes(zero_page_object(data.getvalue(), 1))
+    path.write_bytes(damaged_pdf)
 
-    result = read_file(path, settings, engine)
+    result = read_file(path)
 
     assert result.outcome == "partial" and len(result.pages) == 3
     assert_failed(result.pages[1], "CorruptInputError", "damaged.pdf", "page 2", "export it again")
@@ -260,8 +287,7 @@ def truncated_frame_tiff(images: list[Image.Image], *frames: int) -> bytes:
 
 def test_a_truncated_middle_tiff_frame_is_that_pages_error(
     tmp_path: Path,
-    settings: Settings,
-    engine: Engine,
+    read_file: ReadFile,
     receipts: list[tuple[GroundTruthPage, Image.Image]],
 ) -> None:
     # Pillow raises OSError "image file is truncated" loading frame 2; frame 3 loads after it.
@@ -269,7 +295,7 @@ def test_a_truncated_middle_tiff_frame_is_that_pages_error(
     path = tmp_path / "scan.tif"
     path.write_bytes(truncated_frame_tiff([image for _, image in receipts], 1))
 
-    result = read_file(path, settings, engine)
+    result = read_file(path)
 
     assert result.outcome == "partial" and len(result.pages) == 3
     assert_failed(
@@ -300,17 +326,15 @@ class FailingEngine:
 
 
 def test_an_engine_error_on_one_page_is_that_pages_error(
-    tmp_path: Path,
-    settings: Settings,
     engine: Engine,
+    read_file: ReadFile,
     receipts: list[tuple[GroundTruthPage, Image.Image]],
+    two_pdf: Path,
 ) -> None:
-    (first, first_image), (_, second_image), _ = receipts
-    path = tmp_path / "two.pdf"
-    path.write_bytes(pdf_of((first_image, 300), (second_image, 300)))
+    (first, _), (_, second_image), _ = receipts
     failing = FailingEngine(engine, RuntimeError("ONNX Runtime: out of workspace"), {1})
 
-    result = read_file(path, settings, cast(Engine, failing))
+    result = read_file(two_pdf, failing)
 
     assert result.outcome == "partial"
     assert_failed(
@@ -331,10 +355,14 @@ def test_an_engine_error_on_one_page_is_that_pages_error(
 
 
 def test_when_every_page_fails_the_whole_file_fails(
-    tmp_path: Path, settings: Settings, engine: Engine
+    tmp_path: Path,
+    settings: Settings,
+    engine: Engine,
+    limits: DecodeLimits,
+    receipts: list[tuple[GroundTruthPage, Image.Image]],
+    two_pdf: Path,
 ) -> None:
-    limits = decode_limits(settings.decode)
-    receipt = Image.open(SROIE_DEV / "images" / "000.jpg").convert("RGB")
+    receipt = receipts[0][1]
 
     # Every page under the dpi floor: refused on opening, nothing rendered.
     posters = tmp_path / "posters.pdf"
@@ -356,11 +384,9 @@ def test_when_every_page_fails_the_whole_file_fails(
         ocr_file(photo, engine, small, photo.name)
 
     # The engine failing on every page: its own error, as before pages could fail alone.
-    two = tmp_path / "two.pdf"
-    two.write_bytes(pdf_of((receipt, 300), (receipt, 300)))
     failing = FailingEngine(engine, RuntimeError("engine broken"), {0, 1})
     with pytest.raises(RuntimeError, match="engine broken"):
-        ocr_file(two, cast(Engine, failing), limits, two.name)
+        ocr_file(two_pdf, cast(Engine, failing), limits, two_pdf.name)
 
 
 @pytest.mark.parametrize(
@@ -373,45 +399,28 @@ def test_when_every_page_fails_the_whole_file_fails(
     ids=["MemoryError", "ModelError", "JobStoppedError"],
 )
 def test_errors_that_are_not_the_pages_end_the_job(
-    tmp_path: Path, settings: Settings, engine: Engine, error: Exception
+    engine: Engine, limits: DecodeLimits, two_pdf: Path, error: Exception
 ) -> None:
     # Out of memory, a damaged model or a stop is not the page's fault: never a page record.
-    receipt = Image.open(SROIE_DEV / "images" / "000.jpg").convert("RGB")
-    path = tmp_path / "two.pdf"
-    path.write_bytes(pdf_of((receipt, 300), (receipt, 300)))
     failing = FailingEngine(engine, error, {0})
     with pytest.raises(type(error)):
-        ocr_file(path, cast(Engine, failing), decode_limits(settings.decode), path.name)
+        ocr_file(two_pdf, cast(Engine, failing), limits, two_pdf.name)
 
 
 # ----------------------------------------------------------------- the daemon: partial everywhere
 
 
 def test_the_daemon_archives_a_partial_document_and_reports_its_missing_page(
-    tmp_path: Path, receipts: list[tuple[GroundTruthPage, Image.Image]]
+    tmp_path: Path, receipts: list[tuple[GroundTruthPage, Image.Image]], damaged_pdf: bytes
 ) -> None:
     """``run`` on a PDF with a corrupt middle page: partial in the result, TXT, audit, summary,
     error report and exit code; the original archived like a success."""
     inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
     inbox.mkdir()
-    buffer = io.BytesIO()
-    images = [image for _, image in receipts]
-    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:], resolution=300)
-    damaged = zero_page_object(buffer.getvalue(), 1)
-    (inbox / "half.pdf").write_bytes(damaged)
-    env = {
-        **os.environ,
-        "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0",
-        "OCR_PIPELINE_DAEMON__WORKERS": "1",
-    }
+    (inbox / "half.pdf").write_bytes(damaged_pdf)
+    env = {"OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "0", "OCR_PIPELINE_DAEMON__WORKERS": "1"}
 
-    finished = subprocess.run(
-        [sys.executable, "-m", "ocr_pipeline.cli", "run", str(inbox), str(outbox)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    finished = run_cli(["run", inbox, outbox], env=env, timeout=600)
 
     assert finished.returncode == 1, finished.stderr[-2000:]
     assert "1 partial" in finished.stdout and "page 2 of 3" in finished.stdout, finished.stdout
@@ -423,7 +432,7 @@ def test_the_daemon_archives_a_partial_document_and_reports_its_missing_page(
     assert_reads(result.pages[2], records[1], records)
     text = (outbox / "half.txt").read_text(encoding="utf-8")
     assert text.count("\f") == 2 and "\f\f" in text  # page numbers stay aligned
-    assert (tmp_path / "archive" / "half.pdf").read_bytes() == damaged
+    assert (tmp_path / "archive" / "half.pdf").read_bytes() == damaged_pdf
     report = json.loads((tmp_path / "failed" / "half.pdf.error.json").read_text("utf-8"))
     assert report["failed_pages"] == [2] and report["result"] == "half.json"
     assert not (tmp_path / "failed" / "half.pdf").exists()

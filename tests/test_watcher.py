@@ -51,45 +51,68 @@ def _write(path: Path, data: bytes, age: float = 0.0) -> Path:
     return path
 
 
-def _settled_within(tracker: SettleTracker, seconds: float) -> list[Path]:
-    """Every candidate handed out within ``seconds`` (a bounded wait for a non-event too)."""
-    deadline = time.monotonic() + seconds
+class Clock:
+    """The tracker's monotonic clock, moved by the test: settling is a question of time alone.
+
+    The tracker reads ``time.monotonic()`` for every wait (settle, open limit, holds) and
+    ``time.time()`` only for a file's age against its mtime, which stays real.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(watcher, "time", clock)
+    return clock
+
+
+def _settled_over(tracker: SettleTracker, clock: Clock, seconds: float) -> list[Path]:
+    """Every candidate handed out while ``seconds`` pass, asked every 20 ms as the daemon would."""
     taken: list[Path] = []
-    while time.monotonic() < deadline:
+    for _ in range(round(seconds / 0.02)):
+        clock.now += 0.02
         taken += tracker.take_settled(10)
-        time.sleep(0.02)
     return taken
 
 
-def test_a_written_file_waits_for_its_close_however_long_the_pause(tmp_path: Path) -> None:
+def test_a_written_file_waits_for_its_close_however_long_the_pause(
+    tmp_path: Path, clock: Clock
+) -> None:
     tracker = SettleTracker(tmp_path, 10, settle_seconds=0.1, settle_after_close_seconds=0.05)
     _write(tmp_path / "scan.jpg", b"half")
     assert tracker.observe(Path("scan.jpg"), "created")
     assert tracker.observe(Path("scan.jpg"), "modified")
-    assert _settled_within(tracker, 0.5) == [], "written, not closed: 5 x settle_seconds"
+    assert _settled_over(tracker, clock, 2.9) == [], "written, not closed: 29 x settle_seconds"
     assert tracker.observe(Path("scan.jpg"), "closed")
-    assert _settled_within(tracker, 0.3) == [Path("scan.jpg")]
+    assert _settled_over(tracker, clock, 0.02) == [Path("scan.jpg")]
 
 
-def test_a_file_never_closed_settles_after_the_open_limit(tmp_path: Path) -> None:
+def test_a_file_never_closed_settles_after_the_open_limit(tmp_path: Path, clock: Clock) -> None:
     tracker = SettleTracker(
         tmp_path, 10, settle_seconds=0.05, settle_after_close_seconds=0.05, open_limit_seconds=0.4
     )
     _write(tmp_path / "scan.jpg", b"half")
     tracker.observe(Path("scan.jpg"), "modified")
-    start = time.monotonic()
-    taken: list[Path] = []
-    while not taken and time.monotonic() - start < 3:
-        taken = tracker.take_settled(10)
-        time.sleep(0.02)
-    assert taken == [Path("scan.jpg")]
-    assert time.monotonic() - start >= 0.4
+    assert _settled_over(tracker, clock, 0.38) == [], "settled before the open limit"
+    assert _settled_over(tracker, clock, 0.04) == [Path("scan.jpg")]
     assert tracker.open_limit_seconds == 0.4
     default = SettleTracker(tmp_path, 10, settle_seconds=2.0, settle_after_close_seconds=0.5)
     assert default.open_limit_seconds == watcher.OPEN_LIMIT_FACTOR * 2.0
 
 
-def test_created_waits_for_close_only_for_an_empty_regular_file(tmp_path: Path) -> None:
+def test_created_waits_for_close_only_for_an_empty_regular_file(
+    tmp_path: Path, clock: Clock
+) -> None:
     """A complete file showing up by IN_CREATE (a hard link, a simulated event for a folder
     moved in) is not held for a close that never comes; nor is a symlink."""
     tracker = SettleTracker(tmp_path, 10, settle_seconds=0.1, settle_after_close_seconds=0.05)
@@ -99,18 +122,22 @@ def test_created_waits_for_close_only_for_an_empty_regular_file(tmp_path: Path) 
     (tmp_path / "link.jpg").symlink_to("full.jpg")
     for name in ("empty.jpg", "full.jpg", "linked.jpg", "link.jpg"):
         assert tracker.observe(Path(name), "created")
-    taken = _settled_within(tracker, 0.4)
+    taken = _settled_over(tracker, clock, 0.4)
     assert sorted(p.name for p in taken) == ["full.jpg", "link.jpg", "linked.jpg"]
+    assert tracker.tracks(Path("empty.jpg")), "the empty file still waits for its close"
 
 
-def test_a_file_moved_in_needs_only_the_short_settle(tmp_path: Path) -> None:
+def test_a_file_moved_in_needs_only_the_short_settle(tmp_path: Path, clock: Clock) -> None:
     tracker = SettleTracker(tmp_path, 10, settle_seconds=30, settle_after_close_seconds=0.05)
     _write(tmp_path / "scan.jpg", b"complete")
     assert tracker.observe(Path("scan.jpg"), "moved")
-    assert _settled_within(tracker, 0.3) == [Path("scan.jpg")]
+    assert _settled_over(tracker, clock, 0.04) == []
+    assert _settled_over(tracker, clock, 0.02) == [Path("scan.jpg")]
 
 
-def test_a_held_path_is_refused_by_events_and_scans_until_its_hold_ends(tmp_path: Path) -> None:
+def test_a_held_path_is_refused_by_events_and_scans_until_its_hold_ends(
+    tmp_path: Path, clock: Clock
+) -> None:
     tracker = SettleTracker(tmp_path, 10, settle_seconds=0.1, settle_after_close_seconds=0.05)
     _write(tmp_path / "scan.jpg", b"x", age=60)
     assert tracker.observe(Path("scan.jpg"))
@@ -118,13 +145,13 @@ def test_a_held_path_is_refused_by_events_and_scans_until_its_hold_ends(tmp_path
     assert len(tracker) == 0 and tracker.tracks(Path("scan.jpg"))
     for seen in ("scan", "created", "modified", "closed", "moved"):
         assert not tracker.observe(Path("scan.jpg"), seen)
-    due = tracker.next_due()
-    assert due is not None and 0.3 < due <= 0.5
-    assert _settled_within(tracker, 0.4) == []
-    assert _settled_within(tracker, 0.5) == [Path("scan.jpg")], "offered again, unchanged and old"
+    assert tracker.next_due() == 0.5
+    assert _settled_over(tracker, clock, 0.48) == []
+    # The hold ends at 0.5 s; offered again, unchanged and old, it needs one quick look more.
+    assert _settled_over(tracker, clock, 0.2) == [Path("scan.jpg")], "offered again"
 
 
-def test_every_entry_but_a_real_folder_is_a_candidate(tmp_path: Path) -> None:
+def test_every_entry_but_a_real_folder_is_a_candidate(tmp_path: Path, clock: Clock) -> None:
     """Symlinks (to a file, to a folder, dangling), FIFOs: candidates by lstat; a symlinked
     folder is never descended; real sub-folders are."""
     inbox, outside = tmp_path / "inbox", tmp_path / "outside"
@@ -143,4 +170,4 @@ def test_every_entry_but_a_real_folder_is_a_candidate(tmp_path: Path) -> None:
     for relative in found:
         assert tracker.observe(Path(relative)), relative
     assert not tracker.observe(Path("sub")), "a real folder is not a candidate"
-    assert sorted(p.as_posix() for p in _settled_within(tracker, 0.3)) == sorted(found)
+    assert sorted(p.as_posix() for p in _settled_over(tracker, clock, 0.1)) == sorted(found)
