@@ -1,10 +1,409 @@
-"""The hocr writer: hOCR 1.2 (XHTML) (being written: issue 19)."""
+"""The hocr writer: hOCR 1.2 in XHTML (HTML5 in XML syntax), every page of a document in one file.
+
+hOCR (kba.github.io/hocr-spec/1.2) marks OCR results up in (X)HTML: the element is the ``class``
+(``ocr_page``, ``ocr_carea``, ``ocr_par``, ``ocr_line``, ``ocrx_word``), its properties are in
+``title`` (``bbox x0 y0 x1 y1; x_wconf 97``). Per page of the result:
+
+- ``<div class="ocr_page">``: ``image "<file name>"; bbox 0 0 W H; ppageno N`` (0-based), and
+  ``scan_res`` when the page was rendered from a PDF at a known dpi; its attribute
+  ``data-rotation`` is the page's ``rotation``, the clockwise quarter turn from the page as
+  stored in the file to the upright page that was read (hOCR has no property for it, and the
+  spec's validator refuses properties it does not define).
+- ``<div class="ocr_carea">`` with one ``<p class="ocr_par">`` per layout block.
+- ``<span class="ocr_line">`` per line in reading order: its ``bbox``; ``textangle`` (degrees,
+  counter-clockwise, as the spec says: 90 is Latin text running from bottom to top) when the
+  line's text is turned more than 45 degrees from the page's upright, else ``baseline`` (slope
+  and offset from the bbox's bottom left, along the line box's bottom edge); ``x_wconf``;
+  ``lang="zh"`` on lines mostly of Chinese characters; vertical lines (read top to bottom) carry
+  ``style="writing-mode: vertical-rl"`` and no baseline.
+- ``<span class="ocrx_word">`` per word (the recognizer's word boxes, else the line's tokens
+  split along its box, :func:`~ocr_pipeline.outputs.words.line_words`): ``bbox`` and
+  ``x_wconf`` (0..100).
+
+Every box is axis-aligned, in pixels of the page as delivered (EXIF orientation and PDF
+``/Rotate`` applied), inside ``0 0 W H``. The whitespace between elements is the TXT's: words of
+a line are separated as in the line's text, lines of one row by a space, rows by a newline,
+blocks by a blank line. So the text content of each ``ocr_page`` element is the page's text,
+character for character, and the pages' texts joined by form feeds are the TXT file (without
+its final newline). A page that could not be read is an empty ``ocr_page``.
+
+The helpers that find that whitespace (:func:`page_flow`) are shared with the ALTO writer.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
-from ocr_pipeline.results import DocumentResult
+from ocr_pipeline.outputs.words import Quad, bounds, line_words, reading_angle
+from ocr_pipeline.results import DocumentResult, Line, Page, Word
+
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+
+DOCTYPE = "<!DOCTYPE html>"
+"""HTML5's: ``data-`` attributes are valid HTML5, not XHTML 1.0."""
+
+CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf ocrp_lang"
+"""What this writer can produce (the spec's ``ocr-capabilities``; ``ocrp_wconf`` as Tesseract
+writes it for ``x_wconf``)."""
+
+TURNED_DEGREES = 45.0
+"""A line whose text is turned more than this (degrees) from upright gets ``textangle``; others
+get ``baseline``."""
+
+SOFTWARE = "ocr-pipeline"
+"""The software name written into hOCR and ALTO."""
+
+LANGUAGES = "zh en"
+"""``ocr-langs``: the recognizer reads Chinese and English (ISO 639-1)."""
+
+SCRIPTS = "Hani Latn"
+"""``ocr-scripts``: Han and Latin (ISO 15924)."""
+
+ROTATION_NOTE = (
+    " ocr-pipeline: bbox values are pixels of the page as delivered (EXIF orientation and PDF "
+    "/Rotate applied). data-rotation on ocr_page is the clockwise quarter turn (0, 90, 180, "
+    "270) from the page as stored in the file to the upright page that was read (the decoder's "
+    "turn plus the engine's). textangle on ocr_line is, as in the hOCR spec, the "
+    "counter-clockwise angle in degrees of the line's text on the page as delivered. "
+)
+
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+# --- Text flow and geometry shared with the ALTO writer ---------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowLine:
+    """One line of a page in reading order, with the whitespace the TXT puts around its parts."""
+
+    line: Line
+    """The line record."""
+    before: str
+    """Whitespace between the previous line and this one in the page text: ``""`` for the
+    first line, ``" "`` on the same row, ``"\\n"`` on a new row, ``"\\n\\n"`` in a new block."""
+    words: list[Word]
+    """The line's words in reading order, none empty."""
+    gaps: list[str]
+    """Whitespace of the line's text around its words: ``len(words) + 1`` strings (before the
+    first word, between words: ``""`` between adjacent CJK runs, after the last)."""
+    new_block: bool
+    """Whether this line starts a layout block (the first line of a page does)."""
+
+
+def clean_text(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot hold (control characters) as U+FFFD."""
+    return _INVALID_XML.sub("\ufffd", text)
+
+
+def _gaps(text: str, parts: list[str]) -> list[str] | None:
+    """The whitespace around ``parts`` found in order in ``text``, or None if they are not."""
+    gaps: list[str] = []
+    cursor = 0
+    for part in parts:
+        position = text.find(part, cursor)
+        if position < 0 or text[cursor:position].strip():
+            return None
+        gaps.append(text[cursor:position])
+        cursor = position + len(part)
+    if text[cursor:].strip():
+        return None
+    gaps.append(text[cursor:])
+    return gaps
+
+
+def _split_words(line: Line) -> list[Word]:
+    """The line's tokens split along its box, along the reading direction.
+
+    :func:`~ocr_pipeline.outputs.words.line_words` splits along the box's first edge, which on
+    a vertical line runs across the characters' rows, not down the line: its box is turned first.
+    """
+    box = line.box
+    if line.vertical:  # its box is upright; the text runs down its right edge's direction
+        box = (box[1], box[2], box[3], box[0])
+    return line_words(line.model_copy(update={"words": None, "box": box}))
+
+
+def words_with_gaps(line: Line) -> tuple[list[Word], list[str]]:
+    """The words of ``line`` and the whitespace of its text around them.
+
+    The recognizer's words when their texts are the line's text's (a spell-corrected line's are
+    not), else the line's tokens split along its box.
+    """
+    words = [word for word in line.words or [] if word.text]
+    gaps = _gaps(line.text, [word.text for word in words]) if line.words is not None else None
+    if gaps is None:
+        words = [word for word in _split_words(line) if word.text]
+        gaps = _gaps(line.text, [word.text for word in words])
+    if gaps is None:  # cannot happen: the split tokens are the text's
+        return [], [line.text]
+    return words, gaps
+
+
+def page_flow(page: Page) -> tuple[list[FlowLine], str]:
+    r"""The page's lines in reading order with the page text's whitespace around them.
+
+    Each line's text is looked up in ``page.text`` after the previous one's, and the whitespace
+    between them kept. If the page text does not hold the lines so (it keeps a stretch the
+    spell-corrector could not place), rows are assumed to hold one line each: ``"\n"`` between
+    lines, ``"\n\n"`` between blocks.
+
+    Returns:
+        The lines, and the whitespace after the last line (normally ``""``).
+
+    """
+    lines = page.lines
+    found = _gaps(page.text, [line.text for line in lines])
+    flow: list[FlowLine] = []
+    for number, line in enumerate(lines):
+        new_block = number == 0 or line.block != lines[number - 1].block
+        if found is not None:
+            before = found[number]
+        else:
+            before = "" if number == 0 else "\n\n" if new_block else "\n"
+        words, gaps = words_with_gaps(line)
+        gaps = [clean_text(gap) for gap in gaps]  # whitespace XML cannot hold (\x1c-\x1f)
+        flow.append(FlowLine(line, clean_text(before), words, gaps, new_block))
+    return flow, found[-1] if found is not None and lines else ""
+
+
+def clamp_bounds(quad: Quad, width: int, height: int) -> tuple[int, int, int, int]:
+    """Axis-aligned bounds ``(x0, y0, x1, y1)`` of ``quad``, kept inside ``0 0 width height``."""
+    x0, y0, x1, y1 = bounds(quad)
+    x0, x1 = max(0, min(x0, width)), max(0, min(x1, width))
+    y0, y1 = max(0, min(y0, height)), max(0, min(y1, height))
+    return x0, y0, max(x0, x1), max(y0, y1)
+
+
+def union_bounds(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The smallest box holding every box of ``boxes`` (not empty)."""
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def text_angle(line: Line) -> float:
+    """Angle of the line's text (its characters' upright), degrees counter-clockwise, (-180, 180].
+
+    From the line box's first edge: along the reading direction of a horizontal line, and
+    along the characters' rows of a vertical line (whose box is upright, not turned).
+    """
+    return reading_angle(line.box)
+
+
+def mean_angle(angles: list[float]) -> float:
+    """Circular mean of ``angles`` (degrees), in (-180, 180]; 0 for none."""
+    if not angles:
+        return 0.0
+    x = sum(math.cos(math.radians(a)) for a in angles)
+    y = sum(math.sin(math.radians(a)) for a in angles)
+    mean = math.degrees(math.atan2(y, x))
+    return 180.0 if mean <= -180.0 else mean
+
+
+def is_han(char: str) -> bool:
+    """Whether ``char`` is a Chinese (Han) character: the CJK Unified and Compatibility blocks."""
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x20000 <= code <= 0x3134F
+    )
+
+
+def language(text: str) -> str | None:
+    """``"zh"`` when at least half of the letters of ``text`` are Chinese characters, else None.
+
+    Other languages are not told apart (the Latin-script receipts may be English or Malay).
+    """
+    letters = [c for c in text if c.isalpha()]
+    han = sum(1 for c in letters if is_han(c))
+    return "zh" if letters and han * 2 >= len(letters) else None
+
+
+def decimal(value: float, places: int = 1) -> str:
+    """``value`` rounded to ``places`` decimals, without trailing zeros (``90``, ``-1.5``)."""
+    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+# --- hOCR ---------------------------------------------------------------------------------------
+
+
+def _bbox(box: tuple[int, int, int, int]) -> str:
+    return "bbox {} {} {} {}".format(*box)
+
+
+def _quoted(name: str) -> str:
+    r"""``name`` in double quotes, as Tesseract writes ``image``, with ``"`` and ``\`` escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _wconf(confidence: float) -> str:
+    return f"x_wconf {round(max(0.0, min(1.0, confidence)) * 100)}"
+
+
+def _baseline(line: Line, box: tuple[int, int, int, int]) -> str | None:
+    """``baseline p1 p0`` along the bottom edge of the line box, from the bbox's bottom left."""
+    (x3, y3), (x2, y2) = line.box[3], line.box[2]
+    if x2 == x3:
+        return None
+    slope = (y2 - y3) / (x2 - x3)
+    offset = y3 + slope * (box[0] - x3) - box[3]
+    return f"baseline {decimal(slope, 3)} {decimal(offset, 1)}"
+
+
+def _line_element(flow: FlowLine, number_: str, page: Page, word_ids: list[int]) -> ET.Element:
+    line = flow.line
+    box = clamp_bounds(line.box, page.width, page.height)
+    title = [_bbox(box)]
+    angle = text_angle(line)
+    if abs(angle) > TURNED_DEGREES:
+        title.append(f"textangle {decimal(angle % 360.0)}")
+    elif not line.vertical:
+        baseline = _baseline(line, box)
+        if baseline is not None:
+            title.append(baseline)
+    title.append(_wconf(line.confidence))
+    element = ET.Element(
+        "span", {"class": "ocr_line", "id": f"line_{number_}", "title": "; ".join(title)}
+    )
+    lang = language(line.text)
+    if lang is not None:
+        element.set("lang", lang)
+        element.set("xml:lang", lang)
+    if line.vertical:
+        element.set("style", "writing-mode: vertical-rl")
+    element.text = flow.gaps[0] or None
+    for word, gap in zip(flow.words, flow.gaps[1:], strict=True):
+        word_ids[0] += 1
+        word_box = clamp_bounds(word.box, page.width, page.height)
+        span = ET.SubElement(
+            element,
+            "span",
+            {
+                "class": "ocrx_word",
+                "id": f"word_{page.index + 1}_{word_ids[0]}",
+                "title": f"{_bbox(word_box)}; {_wconf(word.confidence)}",
+            },
+        )
+        span.text = clean_text(word.text)
+        span.tail = gap or None
+    if not flow.words:
+        element.text = clean_text(line.text) or None
+    return element
+
+
+def _page_element(page: Page, name: str) -> ET.Element:
+    """One ``ocr_page``; its text content is the page's text."""
+    title = [f"image {_quoted(name)}", _bbox((0, 0, page.width, page.height))]
+    title.append(f"ppageno {page.index}")
+    if page.dpi is not None:
+        title.append(f"scan_res {page.dpi} {page.dpi}")
+    number_ = page.index + 1
+    element = ET.Element(
+        "div",
+        {
+            "class": "ocr_page",
+            "id": f"page_{number_}",
+            "title": "; ".join(title),
+            "data-rotation": str(page.rotation),
+        },
+    )
+    flow, after = page_flow(page)
+    word_ids = [0]
+    area: ET.Element | None = None
+    paragraph: ET.Element | None = None
+    previous: ET.Element | None = None
+    blocks = 0
+    for index, item in enumerate(flow):
+        if item.new_block or paragraph is None:
+            if area is not None:
+                area.tail = item.before or None
+            else:
+                element.text = item.before or None
+            blocks += 1
+            block_box = _block_bounds(page, flow, index)
+            area = ET.SubElement(
+                element,
+                "div",
+                {
+                    "class": "ocr_carea",
+                    "id": f"block_{number_}_{blocks}",
+                    "title": _bbox(block_box),
+                },
+            )
+            paragraph = ET.SubElement(
+                area,
+                "p",
+                {"class": "ocr_par", "id": f"par_{number_}_{blocks}", "title": _bbox(block_box)},
+            )
+        elif previous is not None:
+            previous.tail = item.before or None
+        previous = _line_element(item, f"{number_}_{index + 1}", page, word_ids)
+        paragraph.append(previous)
+    if area is not None:
+        area.tail = after or None
+    return element
+
+
+def _block_bounds(page: Page, flow: list[FlowLine], start: int) -> tuple[int, int, int, int]:
+    """Bounds of the lines of the block that starts at ``flow[start]``."""
+    boxes = [clamp_bounds(flow[start].line.box, page.width, page.height)]
+    for item in flow[start + 1 :]:
+        if item.new_block:
+            break
+        boxes.append(clamp_bounds(item.line.box, page.width, page.height))
+    return union_bounds(boxes)
+
+
+def render_hocr(result: DocumentResult) -> bytes:
+    """The hOCR document of ``result``: UTF-8 XHTML, every page in order."""
+    root = ET.Element("html", {"xmlns": XHTML_NS})
+    root.text = "\n "
+    head = ET.SubElement(root, "head")
+    head.text = "\n  "
+    head.tail = "\n "
+    title = ET.SubElement(head, "title")
+    title.text = clean_text(result.source.name)
+    metas = [
+        {"charset": "utf-8"},
+        {"name": "ocr-system", "content": f"{SOFTWARE} {result.pipeline_version}"},
+        {"name": "ocr-capabilities", "content": CAPABILITIES},
+        {"name": "ocr-number-of-pages", "content": str(len(result.pages))},
+        {"name": "ocr-langs", "content": LANGUAGES},
+        {"name": "ocr-scripts", "content": SCRIPTS},
+    ]
+    previous = title
+    for attributes in metas:
+        previous.tail = "\n  "
+        previous = ET.SubElement(head, "meta", attributes)
+    previous.tail = "\n  "
+    comment = ET.Comment(ROTATION_NOTE)
+    comment.tail = "\n "
+    head.append(comment)
+    body = ET.SubElement(root, "body")
+    body.tail = "\n"
+    body.text = "\n  "
+    name = clean_text(result.source.name)
+    pages = [_page_element(page, name) for page in result.pages]
+    for number_, page_element in enumerate(pages):
+        page_element.tail = "\n  " if number_ + 1 < len(pages) else "\n "
+        body.append(page_element)
+    # HTML parsers read <div/> as an open div and refuse </meta>: every element gets an end tag
+    # but the void meta, written <meta ... />. No text holds "></meta>" (ElementTree escapes
+    # "<" in text and attributes).
+    text = ET.tostring(root, encoding="unicode", short_empty_elements=False)
+    text = text.replace("></meta>", " />")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{DOCTYPE}\n{text}'.encode()
 
 
 class HocrWriter:
@@ -15,5 +414,5 @@ class HocrWriter:
     media_type = "application/xhtml+xml"
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
-        """The file's bytes."""
-        raise NotImplementedError("the hocr writer is not written yet")
+        """The hOCR document of every page of ``result`` (``original`` is not read)."""
+        return render_hocr(result)
