@@ -47,13 +47,21 @@ class Correction(_Record):
 class Word(_Record):
     """One word of a line, or one run of CJK characters (CJK has no spaces between words).
 
-    Its box comes from the CTC time steps that produced its characters (the recognizer's output
-    columns, each a fixed width of the line crop), mapped back onto the line's box.
+    A word is a maximal run of non-space characters, cut where East Asian wide characters (CJK,
+    full-width forms) and others meet: "A4复印纸" gives "A4" and "复印纸". Its box comes from the
+    CTC time steps that produced its characters (the recognizer's output columns, each a fixed
+    width of the line crop), narrowed to the ink of its first and last glyphs, and cut out of
+    the line's box across the reading direction (so it has the line's height). After
+    spell-correction a replacement takes the place of the characters it replaced.
     """
 
     text: str = Field(description="The word's text, a part of the line's text (no spaces).")
     box: tuple[Point, Point, Point, Point] = Field(
-        description="Corners clockwise from the text's top-left, pixels of the page as delivered."
+        description=(
+            "Corners clockwise from the text's top-left, pixels of the page as delivered; the "
+            "first edge (corner 0 to 1) runs along the reading direction (down a vertical "
+            "line, where corner 0 is the line box's top-right)."
+        )
     )
     confidence: float = Field(description="Mean confidence of its characters, 0..1.")
 
@@ -77,7 +85,9 @@ class Line(_Record):
         None,
         description=(
             "The line's words and CJK character runs in reading order, with boxes; their texts "
-            "joined by the line's spaces give its text. Null when not known."
+            "joined by a space where the line's text has spaces between them (none where a "
+            "CJK run meets other characters) give its text, less leading and trailing spaces. "
+            "Null when not known."
         ),
     )
 

@@ -37,6 +37,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from ocr_pipeline.correct.lexicon import CJK_RUN, Lexicon, load_lexicons
+from ocr_pipeline.engine.wordboxes import corrected_words
 from ocr_pipeline.errors import ConfigError
 from ocr_pipeline.results import Correction, Line, Page
 from ocr_pipeline.settings import CorrectSettings
@@ -386,7 +387,9 @@ def correct_page(page: Page, corrector: Corrector) -> Page:
     The page text is rebuilt by putting each corrected line where its raw text stood (the
     layout stage joins lines in order with spaces and newlines). A line whose text cannot be
     found in the page text after the lines before it is still corrected in ``lines``; only the
-    page text keeps what stood there uncorrected.
+    page text keeps what stood there uncorrected. A line's words follow its changes
+    (:func:`~ocr_pipeline.engine.wordboxes.corrected_words`): a replacement takes the place of
+    what it replaced.
     """
     if not corrector.enabled:
         return page
@@ -408,7 +411,12 @@ def correct_page(page: Page, corrector: Corrector) -> Page:
             )
             for c in changes
         ]
-        lines.append(line.model_copy(update={"text": text, "corrections": records}))
+        words = line.words
+        if words is not None and text != line.text:
+            spans = [(c.start, c.end, c.new) for c in changes]
+            words = corrected_words(line.raw_text, words, line.char_confidences, spans)
+        update = {"text": text, "corrections": records, "words": words}
+        lines.append(line.model_copy(update=update))
         position = page.text.find(line.text, cursor)
         if position < 0:
             # Not laid out as expected: this line's stretch of the page text stays as it was;

@@ -56,7 +56,37 @@ def quad_size(quad: np.ndarray) -> tuple[int, int]:
     return max(1, round(float(width))), max(1, round(float(height)))
 
 
-def crop_quad(image: np.ndarray, quad: np.ndarray, vertical_ratio: float = 1.5) -> np.ndarray:
+VERTICAL_RATIO = 1.5
+"""Height / width from which :func:`crop_quad` takes a box for a vertical line and turns it."""
+
+
+def crop_turned(quad: np.ndarray, vertical_ratio: float = VERTICAL_RATIO) -> bool:
+    """Whether :func:`crop_quad` turns the crop of ``quad`` (a vertical line) by 90 degrees."""
+    width, height = quad_size(quad)
+    return height >= vertical_ratio * width
+
+
+def reading_corners(turned: bool, flipped: bool) -> tuple[int, int, int, int]:
+    """Indices of a box's corners in the reading order of its crop as recognised.
+
+    The crop's top-left corner first, clockwise: the edge from the first to the second runs
+    along the text as the recognizer read it, left to right in the crop.
+
+    Args:
+        turned: the crop was turned 90 degrees counter-clockwise (:func:`crop_turned`): its
+            top-left is the box's top-right corner, and the text runs down the box's right edge.
+        flipped: the crop was then turned by 180 degrees (the line classifier).
+
+    Returns:
+        Four indices into the box's corners (clockwise from its top-left).
+    """
+    first = (1 if turned else 0) + (2 if flipped else 0)
+    return tuple((first + k) % 4 for k in range(4))  # type: ignore[return-value]
+
+
+def crop_quad(
+    image: np.ndarray, quad: np.ndarray, vertical_ratio: float = VERTICAL_RATIO
+) -> np.ndarray:
     """Cut one text line out of a page by a perspective transform.
 
     Args:
@@ -70,12 +100,13 @@ def crop_quad(image: np.ndarray, quad: np.ndarray, vertical_ratio: float = 1.5) 
 
     """
     width, height = quad_size(quad)
+    turned = height >= vertical_ratio * width  # crop_turned
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
     crop = cv2.warpPerspective(
         image, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
-    if height >= vertical_ratio * width:
+    if turned:
         crop = np.ascontiguousarray(np.rot90(crop))
     return crop
 

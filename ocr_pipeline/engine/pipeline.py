@@ -24,7 +24,9 @@ from ocr_pipeline.engine.detect import TextDetector
 from ocr_pipeline.engine.geometry import (
     compose_affine,
     crop_quad,
+    crop_turned,
     invert_affine,
+    reading_corners,
     transform_quads,
 )
 from ocr_pipeline.engine.layout import PageLayout, analyse_layout
@@ -49,8 +51,9 @@ from ocr_pipeline.engine.recognize import (
     build_charset,
     read_dictionary,
 )
+from ocr_pipeline.engine.wordboxes import build_words, char_quads
 from ocr_pipeline.models import ModelSpec, get_spec, load_registry, require_model
-from ocr_pipeline.results import Block, Line, ModelRef, Page
+from ocr_pipeline.results import Block, Line, ModelRef, Page, Word
 from ocr_pipeline.settings import (
     LayoutSettings,
     OrientSettings,
@@ -285,9 +288,10 @@ class Engine:
         found = merge_one_row(detections.quads) if line.margin else detections.quads
         with timer.stage("crop"):
             crops = [crop_quad(work, quad) for quad in found]
+            flipped = [False] * len(crops)
         if self.classifier is not None:
             with timer.stage("classify"):
-                crops, _ = self.classifier.upright(crops)
+                crops, flipped = self.classifier.upright(crops)
         with timer.stage("recognize"):
             readings = self.recognizer.recognize(crops)
         with timer.stage("layout"):
@@ -298,6 +302,8 @@ class Engine:
             ]
             work_quads = found[keep]
             readings = [readings[i] for i in keep]
+            # Which corner of each box is the top-left of its crop as read (words run from it).
+            orders = [reading_corners(crop_turned(found[i]), flipped[i]) for i in keep]
             # Reading order is found on the upright page; boxes go back to the delivered one.
             quads = transform_quads(work_quads, invert_affine(to_work))
             np.clip(quads[:, :, 0], 0, image.shape[1] - 1, out=quads[:, :, 0])
@@ -305,7 +311,7 @@ class Engine:
             layout = analyse_layout(
                 work_quads if oriented else quads, self.layout.mode, self.layout.row_overlap
             )
-            lines, blocks = _records(layout, readings, quads)
+            lines, blocks = _records(layout, readings, quads, orders)
             text = layout.text([reading.text for reading in readings])
         page = Page(
             index=index,
@@ -321,15 +327,23 @@ class Engine:
 
 
 def _records(
-    layout: PageLayout, readings: list[Recognized], quads: np.ndarray
+    layout: PageLayout,
+    readings: list[Recognized],
+    quads: np.ndarray,
+    orders: list[tuple[int, int, int, int]],
 ) -> tuple[list[Line], list[Block]]:
-    """Line and block records in reading order; ``quads`` ``(N, 4, 2)`` in delivered pixels."""
+    """Line and block records in reading order; ``quads`` ``(N, 4, 2)`` in delivered pixels.
+
+    ``orders``: per line, its box's corners in the reading order of its crop as recognised
+    (:func:`~ocr_pipeline.engine.geometry.reading_corners`), where its words are placed.
+    """
     lines: list[Line] = []
     blocks: list[Block] = []
     for number, block in enumerate(layout.blocks):
         first = len(lines)
         for i in block.lines:
-            lines.append(_line(readings[i], quads[i], number, layout.vertical[i]))
+            words = _words(readings[i], quads[i][list(orders[i])])
+            lines.append(_line(readings[i], quads[i], number, layout.vertical[i], words))
         corners = quads[block.lines].reshape(-1, 2)
         (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
         box = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
@@ -343,7 +357,17 @@ def _records(
     return lines, blocks
 
 
-def _line(reading: Recognized, quad: np.ndarray, block: int, vertical: bool) -> Line:
+def _words(reading: Recognized, quad: np.ndarray) -> list[Word] | None:
+    """The words of a reading, placed along ``quad`` (``(4, 2)``, corners in reading order)."""
+    if len(reading.char_spans) != len(reading.text):
+        return None
+    quads = char_quads(quad, reading.char_spans)
+    return build_words(reading.text, quads, reading.char_confidences)
+
+
+def _line(
+    reading: Recognized, quad: np.ndarray, block: int, vertical: bool, words: list[Word] | None
+) -> Line:
     corners = tuple((round(float(x)), round(float(y))) for x, y in quad)
     return Line(
         text=reading.text,
@@ -353,4 +377,5 @@ def _line(reading: Recognized, quad: np.ndarray, block: int, vertical: bool) -> 
         char_confidences=list(reading.char_confidences),
         block=block,
         vertical=vertical,
+        words=words,
     )
