@@ -1,8 +1,9 @@
 """Geometry the archival writers share: a line's words and boxes, axis-aligned bounds, angles.
 
-Boxes are quads of page pixels, corners clockwise from the text's top-left
-(:class:`~ocr_pipeline.results.Line`): the edge from the first corner to the second runs along
-the reading direction, whatever the page's or the line's turn.
+Boxes are quads of page pixels, corners clockwise. A word's box starts at the text's top-left,
+so the edge from its first corner to the second runs along the reading direction; so does a
+horizontal line's, whatever the page's turn. A vertical line's box keeps the upright page's
+corner order (its reading direction is corner 1 to corner 2).
 """
 
 from __future__ import annotations
@@ -52,12 +53,18 @@ def line_words(line: Line) -> list[Word]:
     total = sum(char_weight(c) for c in text)
     if not text.strip() or total == 0:
         return []
+    # A vertical line's box keeps the upright page's corner order (corner 0 to 1 runs across
+    # the column); its reading direction runs down the right edge, corner 1 to 2. Turned so
+    # that corner 0 to 1 is the reading direction, as for the recognizer's own word boxes.
+    quad = line.box
+    if line.vertical:
+        quad = (quad[1], quad[2], quad[3], quad[0])
     words: list[Word] = []
     position = 0
     for token in text.split(" "):
         width = sum(char_weight(c) for c in token)
         if token:
-            box = sub_quad(line.box, position / total, (position + width) / total)
+            box = sub_quad(quad, position / total, (position + width) / total)
             words.append(Word(text=token, box=box, confidence=line.confidence))
         position += width + 1  # the space after it
     return words
