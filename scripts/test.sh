@@ -27,6 +27,14 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
         || { apt-get update -qq && apt-get install -y -qq chromium iproute2 >/dev/null 2>&1; } \
         || echo "chromium could not be installed: the web page test will skip"
 fi
+# The searchable PDF tests read our PDFs back with poppler (pdftotext, pdffonts) and qpdf.
+# Best effort: without them those tests skip and say why.
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] \
+    && { ! command -v pdftotext >/dev/null || ! command -v qpdf >/dev/null; }; then
+    apt-get install -y -qq poppler-utils qpdf >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq poppler-utils qpdf >/dev/null 2>&1; } \
+        || echo "poppler-utils/qpdf could not be installed: the searchable PDF checks will skip"
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
