@@ -117,15 +117,8 @@ def _gaps(text: str, parts: list[str]) -> list[str] | None:
 
 
 def _split_words(line: Line) -> list[Word]:
-    """The line's tokens split along its box, along the reading direction.
-
-    :func:`~ocr_pipeline.outputs.words.line_words` splits along the box's first edge, which on
-    a vertical line runs across the characters' rows, not down the line: its box is turned first.
-    """
-    box = line.box
-    if line.vertical:  # its box is upright; the text runs down its right edge's direction
-        box = (box[1], box[2], box[3], box[0])
-    return line_words(line.model_copy(update={"words": None, "box": box}))
+    """The line's tokens split along its box in the reading direction (down a vertical line)."""
+    return line_words(line.model_copy(update={"words": None}))
 
 
 def words_with_gaps(line: Line) -> tuple[list[Word], list[str]]:
