@@ -45,7 +45,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ import httpx
 from ocr_pipeline.settings import DetectSettings, ServeSettings
 
 try:
-    from tests.daemon_harness import png_variant, receipt_crops, wait_until
+    from tests.daemon_harness import free_port, png_variant, receipt_crops, wait_until
 except ModuleNotFoundError as error:  # run as a file, or from elsewhere: no ``tests`` package
     if error.name != "tests":
         raise
@@ -99,13 +98,6 @@ def iso_seconds(text: str | None) -> float | None:
     if not text:
         return None
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,19 +22,13 @@ import pytest
 
 from ocr_pipeline.evaluation import Score, load_ground_truth
 from tests.conftest import SROIE_DEV
-from tests.daemon_harness import cli_command, cli_env, wait_until
+from tests.daemon_harness import cli_command, cli_env, free_port, wait_until
 
 TOKEN = "api-test-token"
 RATE_TOKEN = "rate-test-token"
 MAX_BYTES = 3_000_000
 RATE = 12  # per token: above what the other tests submit with TOKEN
 SAFE_NAME = re.compile(r"^[0-9a-f]{16}-[\w.\- ()+,=@\[\]]+\.(jpg|png|pdf|tif|webp|bmp)$")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -66,7 +59,7 @@ class Server:
 
 def _start(base: Path, *extra: str, env: dict[str, str], ready: str) -> Server:
     (base / "inbox").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     log = base / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ocr_pipeline import resources
 from ocr_pipeline.correct import Confusables, Corrector, Lexicon, correct_page
@@ -45,12 +45,11 @@ from ocr_pipeline.engine.wordboxes import (
 )
 from ocr_pipeline.results import Line, Page
 from tests.conftest import SHARED_DATA, SROIE_DEV
+from tests.test_hard_inputs import _font
 
 LATIN = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 CJK_SERIF = Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
-SC_FACE = 2
-"""Face index of the Simplified Chinese design in the Noto CJK collections."""
 
 ENGLISH = [
     ("Invoice total 42.50 paid by card", 36),
@@ -220,15 +219,6 @@ def test_correct_page_moves_the_words_with_the_corrections() -> None:
 
 
 # --- the real engine ----------------------------------------------------------------------------
-
-
-def _font(path: Path, px: int) -> ImageFont.FreeTypeFont:
-    if not path.is_file():
-        package = "fonts-noto-cjk" if path.suffix == ".ttc" else "fonts-dejavu-core"
-        pytest.skip(f"{path} is missing: apt-get install {package}")
-    if path.suffix == ".ttc":
-        return ImageFont.truetype(str(path), px, index=SC_FACE)
-    return ImageFont.truetype(str(path), px)
 
 
 Box = tuple[int, int, int, int]
