@@ -26,7 +26,8 @@ from PIL import Image
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.jobs import read
 from ocr_pipeline.outputs.alto import AltoWriter
-from ocr_pipeline.outputs.hocr import HocrWriter, page_flow, words_with_gaps
+from ocr_pipeline.outputs.flow import page_flow, words_with_gaps
+from ocr_pipeline.outputs.hocr import HocrWriter
 from ocr_pipeline.results import DocumentResult, PageError
 from ocr_pipeline.settings import Settings
 from ocr_pipeline.writers import WRITERS, TxtWriter

@@ -36,7 +36,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ocr_pipeline.outputs.hocr import (
+from ocr_pipeline.outputs.flow import (
     SOFTWARE,
     FlowLine,
     clamp_bounds,
