@@ -130,6 +130,16 @@ class ResultWriteError(OcrPipelineError):
     exit_code = ExitCode.files_failed
 
 
+class OutputRenderError(OcrPipelineError):
+    """A file was read, but one of the chosen output formats cannot be made of it.
+
+    Raised in the worker, which renders the formats that embed the original's pages (the
+    searchable PDF); the original goes to failed/ with this report, like any file that fails.
+    """
+
+    exit_code = ExitCode.files_failed
+
+
 class InternalError(OcrPipelineError):
     """An unexpected error while handling one file (a bug).
 

@@ -7,18 +7,26 @@ outbox only through :func:`ocr_pipeline.atomic.atomic_write_bytes`. The JSON res
 record: duplicate detection and the results index read it back, so it is always written, and
 written last, so a program that waits for ``<stem>.json`` finds every other format already there.
 
-A format is one class with ``name``, ``suffix``, ``media_type`` and ``render``, added to
+Formats that embed the original's pages (``reads_original``: the searchable PDF) are rendered
+in the worker that read the file (:func:`render_in_worker`), where the pages were just decoded
+and the CPU time is a worker's, not the daemon's single main process's; the bytes come back with
+the job's outcome and :func:`write_outputs` only writes them. The light formats render at write
+time from the result.
+
+A format is one class with ``name``, ``suffix``, ``media_type``, ``reads_original`` and
+``render``, added to
 :data:`WRITERS` (and its name to :data:`ocr_pipeline.settings.OutputName`); the archival
 formats (searchable PDF, hOCR, ALTO) live in :mod:`ocr_pipeline.outputs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from ocr_pipeline.atomic import atomic_write_bytes
+from ocr_pipeline.errors import InputError, OutputRenderError
 from ocr_pipeline.outputs.alto import AltoWriter
 from ocr_pipeline.outputs.hocr import HocrWriter
 from ocr_pipeline.outputs.pdf import PdfWriter
@@ -37,6 +45,9 @@ class ResultWriter(Protocol):
     """File name suffix, e.g. ``.json``: the output is ``<stem><suffix>``."""
     media_type: str
     """Media type the HTTP API serves the file as, e.g. ``application/json``."""
+    reads_original: bool
+    """Whether :meth:`render` reads the original file (to embed its pages): rendered in the
+    worker, :func:`render_in_worker`."""
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """The file's bytes.
@@ -59,6 +70,7 @@ class JsonWriter:
     name = "json"
     suffix = ".json"
     media_type = "application/json"
+    reads_original = False
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """Serialise ``result`` by alias (``from`` in corrections), as the schema says."""
@@ -71,6 +83,7 @@ class TxtWriter:
     name = "txt"
     suffix = ".txt"
     media_type = "text/plain; charset=utf-8"
+    reads_original = False
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """``result.text`` and a final newline."""
@@ -100,14 +113,55 @@ def output_paths(outbox: Path, stem: str, names: Iterable[str]) -> list[Path]:
     return [outbox / f"{stem}{writer.suffix}" for writer in writers_for(names)]
 
 
+def render_in_worker(
+    result: DocumentResult, original: Path, names: Iterable[str]
+) -> dict[str, bytes]:
+    """Render the chosen formats that read the original file (``reads_original``).
+
+    Args:
+        result: the document's OCR result.
+        original: the input file just read (still claimed, so unchanged).
+        names: output format names (the ``outputs`` setting).
+
+    Returns:
+        The bytes of each such format by name; empty when none is chosen.
+
+    Raises:
+        InputError: the original cannot be decoded again for its pages.
+        OutputRenderError: a writer failed on a file the engine read; the message names the
+            file and the format and says what to do.
+
+    """
+    rendered: dict[str, bytes] = {}
+    for writer in writers_for(names):
+        if not writer.reads_original:
+            continue
+        try:
+            rendered[writer.name] = writer.render(result, original)
+        except (InputError, OutputRenderError):
+            raise
+        except Exception as exc:  # fpdf2, pikepdf and Pillow raise their own types
+            raise OutputRenderError(
+                f"{result.source.name}: its text was read, but the {writer.name} output cannot "
+                f"be made of it ({type(exc).__name__}: {exc}); drop it again with "
+                f"{writer.name!r} left out of outputs, or report this with the file"
+            ) from exc
+    return rendered
+
+
 def write_outputs(
-    result: DocumentResult, original: Path, outbox: Path, stem: str, names: Iterable[str]
+    result: DocumentResult,
+    original: Path,
+    outbox: Path,
+    stem: str,
+    names: Iterable[str],
+    rendered: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
     """Write every chosen output of one input atomically into ``outbox``, the JSON last.
 
     Args:
         result: the document's OCR result.
-        original: the input file (for formats that embed its pages).
+        original: the input file (for formats that embed its pages, when not in ``rendered``).
         outbox: the outbox folder.
         stem: the result's stem relative to the outbox, ``sub/scan`` for ``sub/scan.jpg``, as
             :meth:`ocr_pipeline.state.ResultsIndex.stem_for` chooses it: its folders real
@@ -115,6 +169,8 @@ def write_outputs(
             It may hold surrogate escapes (a name that is not valid UTF-8): the files then bear
             the original bytes in their names.
         names: output format names (the ``outputs`` setting).
+        rendered: bytes already rendered by the worker (:func:`render_in_worker`), by format
+            name; the other formats are rendered here.
 
     Returns:
         The paths written, in order.
@@ -125,9 +181,11 @@ def write_outputs(
             record is not written, so the input is not done.
 
     """
+    ready = rendered or {}
     written = []
     for writer in writers_for(names):
         path = outbox / f"{stem}{writer.suffix}"
-        atomic_write_bytes(path, writer.render(result, original))
+        data = ready.get(writer.name)
+        atomic_write_bytes(path, writer.render(result, original) if data is None else data)
         written.append(path)
     return written

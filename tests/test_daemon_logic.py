@@ -239,6 +239,31 @@ def test_outputs_setting_chooses_the_files(tmp_path: Path) -> None:
     assert matches_truth(text, 7), text
 
 
+def test_searchable_pdf_is_rendered_by_the_worker_and_written_by_the_daemon(
+    tmp_path: Path,
+) -> None:
+    png = receipt_header(8)
+    _drop(tmp_path, {"scan.png": png, "later/copy.png": png})
+    outcomes: list[JobOutcome] = []
+    worker = Worker()
+
+    def run(recipe: JobRecipe) -> JobOutcome:
+        outcomes.append(worker.run(recipe))
+        return outcomes[-1]
+
+    settings = daemon_settings(tmp_path).model_copy(update={"outputs": ["pdf", "json"]})
+    summary, _ = run_serial(settings, run)
+
+    assert len(outcomes) == 1 and len(summary.duplicates) == 1  # one OCR, one reuse
+    (stem,) = summary.done
+    rendered = outcomes[0].rendered
+    assert list(rendered) == ["pdf"] and rendered["pdf"].startswith(b"%PDF-")
+    written = tmp_path / "outbox" / Path(stem).with_suffix(".pdf")
+    assert written.read_bytes() == rendered["pdf"]  # the worker's bytes, not rendered again
+    duplicate = tmp_path / "outbox" / Path(summary.duplicates[0]).with_suffix(".pdf")
+    assert duplicate.read_bytes().startswith(b"%PDF-")  # a reused result renders at write time
+
+
 def test_output_flag_replaces_outputs_and_keeps_the_record() -> None:
     args = build_parser().parse_args(["run", "in", "out", "--output", "txt"])
     assert Settings(**_cli_overrides(args)).outputs == ["json", "txt"]

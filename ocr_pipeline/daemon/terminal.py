@@ -124,7 +124,9 @@ class TerminalWriter:
         relative = claim.relative.as_posix()
         try:
             stem = self.index.stem_for(claim.relative, sha)
-            write_outputs(result, claim.path, self.folders.outbox, stem, self.outputs)
+            write_outputs(
+                result, claim.path, self.folders.outbox, stem, self.outputs, outcome.rendered
+            )
             self.index.add(sha, stem)
         except OSError as exc:
             return self._cannot_write(claim, exc)

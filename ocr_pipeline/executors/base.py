@@ -26,7 +26,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -66,6 +66,9 @@ class JobOutcome:
     """Process that ran the job."""
     generation: int
     """Settings generation the worker's engine and lexicons were loaded from."""
+    rendered: dict[str, bytes] = field(default_factory=dict)
+    """Outputs the worker rendered because they embed the original's pages (the searchable
+    PDF), bytes by format name (:func:`ocr_pipeline.writers.render_in_worker`)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ocr_pipeline.executors.base import JobOutcome, JobRecipe
 from ocr_pipeline.jobs import decode_limits, ocr_file
 from ocr_pipeline.memory import release_free_memory
 from ocr_pipeline.settings import Settings
+from ocr_pipeline.writers import render_in_worker
 
 
 class Worker:
@@ -57,13 +58,15 @@ class Worker:
         """OCR one claimed file, loading the recipe's generation first if needed.
 
         A symlink is read only with ``daemon.follow_symlinks``; the job stops between pages
-        when the worker's ``should_stop`` answers True.
+        when the worker's ``should_stop`` answers True. The chosen outputs that embed the
+        original's pages (the searchable PDF) are rendered here and returned with the result.
 
         Raises:
             InputError: the file is unsupported, corrupt, over a limit, a refused symlink or
                 unreadable.
             JobStoppedError: ``should_stop`` answered True before the last page.
             ModelError: a model is missing or corrupt.
+            OutputRenderError: a chosen output cannot be made of the file that was read.
             OSError: the file cannot be read.
 
         """
@@ -83,6 +86,9 @@ class Worker:
                 should_stop=self._should_stop,
                 quality=recipe.settings.quality,
             )
+            rendered = render_in_worker(result, job.path, recipe.settings.outputs)
         finally:
             release_free_memory()
-        return JobOutcome(result=result, worker_pid=os.getpid(), generation=self._generation)
+        return JobOutcome(
+            result=result, worker_pid=os.getpid(), generation=self._generation, rendered=rendered
+        )

@@ -246,6 +246,7 @@ class AltoWriter:
     name = "alto"
     suffix = ".alto.xml"
     media_type = "application/xml"
+    reads_original = False
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """The ALTO document of every page of ``result`` (``original`` is not read)."""

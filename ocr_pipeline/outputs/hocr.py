@@ -253,6 +253,7 @@ class HocrWriter:
     name = "hocr"
     suffix = ".hocr"
     media_type = "application/xhtml+xml"
+    reads_original = False
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """The hOCR document of every page of ``result`` (``original`` is not read)."""

@@ -108,6 +108,8 @@ class PdfWriter:
     name = "pdf"
     suffix = ".pdf"
     media_type = "application/pdf"
+    reads_original = True
+    """Renders from the original file's pages: the daemon renders it in the worker."""
 
     def render(self, result: DocumentResult, original: Path) -> bytes:
         """The PDF's bytes.
