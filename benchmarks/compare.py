@@ -9,6 +9,10 @@ Engines (``--engines``, default all):
   core, workers x threads = cores). One core: ``--workers 1`` and
   ``OCR_PIPELINE_RUNTIME__INTRA_OP_THREADS=1``. Texts are the outbox JSON's ``text``; per-page
   seconds are its ``timings_ms.total`` (read, decode, OCR).
+* ``ocr-pipeline-ort-fp32``, ``ocr-pipeline-ov-fp32``, ``ocr-pipeline-ov-bf16``: the product
+  as above with one runtime setting changed (:data:`PIPELINE_VARIANTS`: ONNX Runtime fp32, or
+  OpenVINO at fp32 or bf16), so both backends and precisions are measured in the same rounds.
+  Not in the default engine list; name them in ``--engines``.
 * ``rapidocr-3.10`` (``rapidocr==3.10.0``: its defaults, i.e. the bundled PP-OCRv6 small det/rec,
   byte-identical to ours, plus the mobile v2 line classifier) and ``rapidocr-onnxruntime-1.4.4``
   (its defaults: bundled PP-OCRv4 det/rec plus classifier), each in its own virtual environment
@@ -17,7 +21,9 @@ Engines (``--engines``, default all):
   ``benchmarks/peers/run_rapidocr.py``. All cores: one process per core, pages dealt by
   pixel count (:func:`deal`), ONE intra-op thread each: RapidOCR's default (ONNX Runtime's
   own thread count in every process) over-subscribes the cores and measured 1.5x slower here.
-  One core: one process, one intra-op thread.
+  One core: one process, one intra-op thread. Also ``defaults``: one process with RapidOCR's
+  own threading (ONNX Runtime's default intra-op threads), as a user who just calls
+  ``RapidOCR()`` runs it; reported as ``pages_per_second_defaults``.
 * ``tesseract``: Debian's Tesseract 5 CLI (apt-installed here when missing), ``tesseract IMAGE
   stdout -l eng`` (``chi_sim+eng`` for pages whose ground truth ``lang`` is zh), one process per
   page with ``OMP_THREAD_LIMIT=1``. All cores: one process per core at a time. One core: one at
@@ -55,7 +61,9 @@ descendants, e.g. ocr-pipeline's worker processes), for the all-core and one-cor
 floor's best pages/s is set against ocr-pipeline's all-core pages/s. Prints Markdown tables
 and writes JSON (also: per-page figures and texts, CPU seconds per page of every configuration
 from ``os.wait4`` (start-up included; robust to other load on the machine), the load average
-per round, the peers' ``pip freeze``, our commit and uncommitted files).
+per round, the peers' ``pip freeze``, our commit and uncommitted files, the CPU's model name
+and its instruction-set flags that matter for inference: AVX2, AVX-512, VNNI, BF16, AMX), and
+ocr-pipeline's pages/s over RapidOCR 3.10's in both of its settings.
 
     .venv/bin/python benchmarks/compare.py                      # everything on sroie-dev
     .venv/bin/python benchmarks/compare.py --limit 4 --engines ocr-pipeline floor
@@ -114,7 +122,25 @@ PEERS = {
         "PP-OCRv4 det/rec + v2 cls (bundled)",
     ),
 }
-ENGINES = ["ocr-pipeline", *PEERS, "tesseract", "floor"]
+PIPELINE_VARIANTS: dict[str, dict[str, str]] = {
+    "ocr-pipeline": {},
+    "ocr-pipeline-ort-fp32": {"OCR_PIPELINE_RUNTIME__BACKEND": "onnxruntime"},
+    "ocr-pipeline-ov-fp32": {
+        "OCR_PIPELINE_RUNTIME__BACKEND": "openvino",
+        "OCR_PIPELINE_RUNTIME__PRECISION": "fp32",
+    },
+    "ocr-pipeline-ov-bf16": {
+        "OCR_PIPELINE_RUNTIME__BACKEND": "openvino",
+        "OCR_PIPELINE_RUNTIME__PRECISION": "bf16",
+    },
+}
+"""ocr-pipeline as shipped, and with one backend and precision forced: name -> environment."""
+ENGINES = [*PIPELINE_VARIANTS, *PEERS, "tesseract", "floor"]
+DEFAULT_ENGINES = ["ocr-pipeline", *PEERS, "tesseract", "floor"]
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""Instruction-set flags of ``/proc/cpuinfo`` that decide what the runtimes can use."""
+REFERENCE_PEER = "rapidocr-3.10"
+"""The peer the speed-up is quoted against (same models as ours)."""
 FLOOR_CONFIGS = {"2x1": (CORES, 1), "1x2": (1, CORES), "1x1": (1, 1)}
 """Floor replay configurations: name -> (processes, intra-op threads each)."""
 
@@ -364,8 +390,26 @@ def tesseract_lang(page: Page) -> str:
 # --- one pass per engine -----------------------------------------------------------------------
 
 
-def pipeline_pass(batch: list[Page], work: Path, one_core: bool) -> Pass:
-    """``ocr-pipeline run`` over a temporary inbox holding copies of ``batch``."""
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model name and which of :data:`CPU_FLAGS` it reports (Linux ``/proc/cpuinfo``)."""
+    model, flags = "unknown", set()
+    try:
+        for raw in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = raw.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "flags": [flag for flag in CPU_FLAGS if flag in flags]}
+
+
+def pipeline_pass(batch: list[Page], work: Path, one_core: bool, variant: str) -> Pass:
+    """``ocr-pipeline run`` over a temporary inbox holding copies of ``batch``.
+
+    ``variant`` names the :data:`PIPELINE_VARIANTS` entry whose settings are set.
+    """
     inbox, outbox = work / "inbox", work / "outbox"
     for page in batch:
         target = inbox / page.relative
@@ -374,7 +418,7 @@ def pipeline_pass(batch: list[Page], work: Path, one_core: bool) -> Pass:
         # copies of others (sroie-dev has two) instead of reusing the first result.
         target.write_bytes(page.image.read_bytes() + f"compare-{page.relative}".encode())
     command = [str(Path(sys.executable).parent / "ocr-pipeline"), "run", str(inbox), str(outbox)]
-    env = clean_env()
+    env = clean_env(**PIPELINE_VARIANTS[variant])
     if one_core:
         command += ["--workers", "1"]
         env["OCR_PIPELINE_RUNTIME__INTRA_OP_THREADS"] = "1"
@@ -400,10 +444,15 @@ def pipeline_pass(batch: list[Page], work: Path, one_core: bool) -> Pass:
     return result
 
 
-def peer_pass(name: str, python: Path, batch: list[Page], work: Path, one_core: bool) -> Pass:
-    """The peer runner: one process on one core, or one process per core."""
-    processes = 1 if one_core else min(CORES, len(batch))
-    threads = 1 if one_core else PEER_THREADS_ALL_CORES
+def peer_pass(name: str, python: Path, batch: list[Page], work: Path, mode: str) -> Pass:
+    """The peer runner in ``mode``.
+
+    ``one``: one process on one core; ``all``: one process per core; ``defaults``: one process
+    with the peer's own threading.
+    """
+    one_core = mode == "one"
+    processes = 1 if mode != "all" else min(CORES, len(batch))
+    threads = {"one": 1, "all": PEER_THREADS_ALL_CORES}.get(mode, 0)
     commands, logs, outs = [], [], []
     shares = deal(batch, processes, lambda page: pixel_count(page.image))
     for k in range(processes):
@@ -519,10 +568,10 @@ def one_pass(
 ) -> Pass:
     """Run ``engine`` in ``mode`` (``all``/``one``, or a floor configuration) over ``batch``."""
     one_core = mode in ("one", "1x1")
-    if engine == "ocr-pipeline":
-        return pipeline_pass(batch, work, one_core)
+    if engine in PIPELINE_VARIANTS:
+        return pipeline_pass(batch, work, one_core, engine)
     if engine in PEERS and python is not None:
-        return peer_pass(engine, python, batch, work, one_core)
+        return peer_pass(engine, python, batch, work, mode)
     if engine == "tesseract":
         return tesseract_pass(batch, work, one_core)
     processes, threads = FLOOR_CONFIGS[mode]
@@ -676,19 +725,45 @@ def rate(tally: Tally, seconds: float) -> float:
     return round(tally.pages / seconds, 3) if seconds > 0 else 0.0
 
 
+def speedups(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each ocr-pipeline variant's pages/s over :data:`REFERENCE_PEER`'s, in both its settings.
+
+    ``processes``: the peer as one process per core x 1 thread (its fastest here);
+    ``defaults``: one process with its own threading. Empty without the peer.
+    """
+    peer = next((r for r in rows if r["engine"] == REFERENCE_PEER), None)
+    if peer is None:
+        return {}
+    out = {}
+    for row in rows:
+        if row["engine"] in PIPELINE_VARIANTS:
+            out[row["engine"]] = {
+                "processes": round(row["pages_per_second"] / peer["pages_per_second"], 3),
+                "defaults": round(
+                    row["pages_per_second"] / peer.get("pages_per_second_defaults", 0.0), 3
+                )
+                if peer.get("pages_per_second_defaults")
+                else 0.0,
+            }
+    return out
+
+
 def main_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of the engines."""
     head = (
         "| engine | models | word F1 | CER | char F1 | pages/s all cores | "
-        "pages/s incl. start-up | s/page 1 core | CPU s/page all / 1 core | "
-        "peak RSS MiB all / 1 core |"
+        "pages/s incl. start-up | pages/s peer defaults | s/page 1 core | "
+        "CPU s/page all / 1 core | peak RSS MiB all / 1 core |"
     )
-    lines = [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        defaults = r.get("pages_per_second_defaults")
         lines.append(
             f"| {r['engine']} | {r['models']} | {r['word_f1']:.4f} | {r['cer']:.4f} | "
             f"{r['char_f1']:.4f} | {r['pages_per_second']:.3f} | "
-            f"{r['pages_per_second_with_startup']:.3f} | {r['seconds_per_page_one_core']:.3f} | "
+            f"{r['pages_per_second_with_startup']:.3f} | "
+            f"{'-' if defaults is None else f'{defaults:.3f}'} | "
+            f"{r['seconds_per_page_one_core']:.3f} | "
             f"{r['cpu_seconds_per_page_all_cores']:.2f} / "
             f"{r['cpu_seconds_per_page_one_core']:.2f} | "
             f"{r['peak_rss_mib_all_cores']:.0f} / {r['peak_rss_mib_one_core']:.0f} |"
@@ -718,7 +793,7 @@ def floor_table(floor: dict[str, Any]) -> str:
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Set up, run all rounds, and summarise."""
     scratch = Path(tempfile.mkdtemp(prefix="ocr-compare-"))
-    setup: dict[str, Any] = {"ocr-pipeline": snapshot_source(scratch)}
+    setup: dict[str, Any] = {"ocr-pipeline": snapshot_source(scratch), "cpu": cpu_description()}
     pages = load_pages(args.dataset, args.limit)
     engines = [e for e in ENGINES if e in args.engines]
     pythons = {}
@@ -731,6 +806,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     index: dict[str, Any] = {}
     capture_seconds = 0.0
     modes = {e: (["all", "one"] if e != "floor" else list(FLOOR_CONFIGS)) for e in engines}
+    for name in engines:
+        if name in PEERS:
+            modes[name].append("defaults")
     tallies = {(e, m): Tally() for e in engines for m in modes[e]}
     loads = [os.getloadavg()]
     try:
@@ -773,6 +851,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         one_core_score = score(pages, one.texts)
         seconds = [one.seconds[p.relative] for p in pages]
         models = {
+            **{
+                v: f"{every.models} ({v.removeprefix('ocr-pipeline-') or 'defaults'})"
+                for v in PIPELINE_VARIANTS
+            },
             "ocr-pipeline": f"{every.models} (defaults)",
             "tesseract": "eng (chi_sim+eng for zh pages)",
         }.get(engine) or PEERS[engine].models
@@ -800,6 +882,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "texts": every.texts,
             }
         )
+        if (engine, "defaults") in tallies:
+            defaults = tallies[(engine, "defaults")]
+            rows[-1]["pages_per_second_defaults"] = rate(defaults, defaults.window)
     report: dict[str, Any] = {
         "dataset": str(args.dataset),
         "pages": len(pages),
@@ -811,6 +896,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "setup": setup,
         "results": rows,
     }
+    report["speedup_over_reference_peer"] = {"peer": REFERENCE_PEER, "by_variant": speedups(rows)}
     if "floor" in engines:
         configs = {}
         for mode in FLOOR_CONFIGS:
@@ -856,7 +942,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--limit", type=int, help="only the first N pages")
-    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=ENGINES)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=DEFAULT_ENGINES)
     parser.add_argument("--batch", type=int, default=10, help="pages per round (default 10)")
     parser.add_argument(
         "--json", type=Path, default=REPO / "benchmarks" / "results" / "compare.json"
@@ -875,8 +961,15 @@ def main() -> None:
         floor_worker(args.floor_worker, args.pages, args.threads, args.out)
         return
     report = benchmark(args)
+    cpu = report["setup"]["cpu"]
     print(f"dataset: {args.dataset} ({report['pages']} pages), {CORES} cores")
+    print(f"CPU: {cpu['model']}; flags: {' '.join(cpu['flags']) or 'none of ' + str(CPU_FLAGS)}")
     print(main_table(report["results"]))
+    for variant, ratio in report["speedup_over_reference_peer"]["by_variant"].items():
+        print(
+            f"{variant} over {REFERENCE_PEER}: {ratio['processes']:.2f}x its {CORES} processes x "
+            f"1 thread, {ratio['defaults']:.2f}x its defaults"
+        )
     if "floor" in report:
         print()
         print(floor_table(report["floor"]))
