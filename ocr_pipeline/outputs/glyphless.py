@@ -15,9 +15,13 @@ of one character whose glyph has no outline, and gives every character an empty 
 highlight, so a lone quote mark or a one-character word went missing from its text; with
 outlined glyphs every character comes back, with a box the size of the word's. Advance widths
 are 500 font units for narrow characters and 1000 for wide ones (East Asian Width ``W``/``F``,
-:func:`~ocr_pipeline.outputs.words.char_weight`) of a 1000-unit em; ascent 800, descent -200,
-so a run drawn at font size ``h`` with its baseline 0.8 ``h`` below a box's top edge fills the
-box from top to bottom. The tables (``head``, ``hhea``, ``maxp``, ``OS/2``, ``hmtx``, ``cmap``
+:func:`~ocr_pipeline.outputs.words.char_weight`) of a 1000-unit em; ascent 1000, descent -250:
+a glyph's box is :data:`EM_BOX` (1.25) em high, so a run drawn at font size ``h / 1.25`` with its
+baseline 0.8 ``h`` below a box's top edge fills a box ``h`` high from top to bottom. The em is
+smaller than the box because poppler (pdftotext, Evince) measures its layout rules in ems of the
+font size (a line takes words within half an em of its baseline): receipt lines read by the
+detector are tall for their spacing, and a 1-em box let two rows fall into one line
+(docs/pdf.md). The tables (``head``, ``hhea``, ``maxp``, ``OS/2``, ``hmtx``, ``cmap``
 formats 4 and 12, ``loca``, ``glyf``, ``name``, ``post``) are those of the OpenType
 specification, built with :class:`fontTools.fontBuilder.FontBuilder`.
 """
@@ -36,10 +40,12 @@ from ocr_pipeline.outputs.words import char_weight
 
 UNITS_PER_EM = 1000
 """Font units per em: a glyph of advance 500 is half the font size wide."""
-ASCENT = 800
+ASCENT = 1000
 """Height above the baseline, font units (``hhea.ascent``, ``OS/2`` typo and win ascent)."""
-DESCENT = -200
+DESCENT = -250
 """Depth below the baseline, font units (negative: below it)."""
+EM_BOX = (ASCENT - DESCENT) / UNITS_PER_EM
+"""Height of a glyph's box (ascent to descent) in ems: 1.25."""
 FAMILY = "OcrPipelineGlyphless"
 """The font's family name (``name`` table); PDF viewers show it as the subset's base font."""
 

@@ -23,15 +23,19 @@ Pages:
   as they are. Only a file qpdf cannot open or change (PDFium could read it) has its pages
   rendered again, as the engine saw them, and embedded as images.
 
-The text layer (PDF 32000-1:2008, section 9), line by line in reading order, in text render
-mode 3 ("neither fill nor stroke", 9.3.6) with the glyphless font: one run per word, its
-baseline 0.8 of the line's height below the line's top edge and the font size the line's
-height, stretched to the word's width by horizontal scaling ``Tz`` (9.3.4) and turned to the
-line's angle (a ``cm`` rotation, 8.3.4; a line within :data:`SNAP_DEGREES` of a quarter turn
-is drawn level, word by word along its slant, for poppler's sake: :func:`_draw_line`). Words
-the line's text joins without a space (a CJK run and the digits after it) touch, so no space is
-invented between them; each group of words the text separates gets a space character after it,
-so an extractor puts the space back (not after a line ending in CJK).
+The text layer (PDF 32000-1:2008, section 9), row by row of the page text in reading order, in
+text render mode 3 ("neither fill nor stroke", 9.3.6) with the glyphless font: one run per
+word, centred on its line's box, the font size the line's height over the font's 1.25-em box
+(a block's lines of about the same height share its median), stretched to the word's width by
+horizontal scaling ``Tz`` (9.3.4) and turned to the row's angle (a ``cm`` rotation, 8.3.4; a
+row within :data:`SNAP_DEGREES` of a quarter turn is drawn level, word by word along its
+slant, for poppler's sake: :func:`_draw_row`). Words the line's text joins without a space (a
+CJK run and the digits after it) touch, so no space is invented between them; each group of
+words the text separates gets a space character after it, so an extractor puts the space back
+(not after a line ending in CJK). Each gap between a row's words wider than
+:data:`BRIDGE_GAP` em holds a filler glyph whose ``/ToUnicode`` is two spaces, so poppler's
+default layout analysis (``pdftotext``, Evince) reads the row as one line instead of cutting
+a receipt's labels and amounts into columns.
 
 Upright pages: the engine's own quarter turn (``Page.rotation`` minus the decoder's EXIF or
 ``/Rotate`` turn) is applied to the page: image pages are drawn turned (the page is upright in
@@ -47,6 +51,7 @@ import dataclasses
 import io
 import itertools
 import math
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -62,8 +67,11 @@ from PIL import Image
 
 from ocr_pipeline.documents import DecodeLimits, open_document
 from ocr_pipeline.errors import InputError
+from ocr_pipeline.outputs.flow import page_flow
 from ocr_pipeline.outputs.glyphless import (
     ASCENT,
+    DESCENT,
+    EM_BOX,
     FAMILY,
     UNITS_PER_EM,
     advance,
@@ -88,13 +96,29 @@ JPEG_QUALITY = 85
 EXISTING_TEXT_RATIO = 0.5
 """A PDF page whose own text has at least this many non-space characters per character read
 by OCR already is searchable: it gets no second text layer."""
-ASCENT_FRACTION = ASCENT / UNITS_PER_EM
+ASCENT_FRACTION = ASCENT / (ASCENT - DESCENT)
 """Where the baseline sits in a line's box, as a fraction of its height from the top edge."""
+FILLER = "\ufdd0"
+"""The gap filler's character: a noncharacter (never text) whose glyph maps to two spaces."""
+BRIDGE_GAP = 0.35
+"""A gap between two words of a row wider than this many ems gets a filler: poppler starts a
+new block at a gap wider than 0.3 em (``minColSpacing1``)."""
+GAP_MARGIN = 0.15
+"""Distance between a filler and the words beside it, ems: more than poppler's 0.1 em word
+break (``minWordBreakSpace``), so the filler stays a word of its own."""
+ROW_DRIFT = 0.3
+"""Most a word's baseline may sit off the baseline of its row's first word, ems (poppler puts
+a word more than 0.5 em off on another line, ``maxIntraLineDelta``)."""
+ROW_DEGREES = 5.0
+"""Lines of a row running within this many degrees of each other are drawn as one row."""
+SIZE_RATIO = 1.6
+"""A line whose height is within this ratio of its block's median line height is drawn at
+that median (poppler keeps lines in a block only while their font sizes are within 5%)."""
 SNAP_DEGREES = 15.0
 """Lines within this many degrees of a quarter turn are drawn in pieces at that quarter turn."""
 SNAP_OFFSET = 0.25
 """Most the ends of a piece of a slanted line drawn level may sit off the line's slanted
-baseline, as a fraction of the line's height: a longer run is cut into pieces."""
+baseline, ems: a longer run is cut into pieces."""
 
 _EXIF_ORIENTATION_TAG = 0x0112
 # EXIF Orientation -> clockwise degrees to show the stored image upright; mirrored ones absent.
@@ -237,20 +261,66 @@ def _natural_width(text: str, size: float) -> float:
 
 
 @dataclass(frozen=True)
-class _Run:
-    """Text drawn as one piece: ``text`` between offsets ``start`` and ``stop`` along a line.
+class _Frame:
+    """A line's box on the PDF page, points (y down from the top).
 
-    Offsets are points along the line's reading direction from its box's first corner;
-    ``space`` is drawn after the text, outside that extent (a word separator).
+    ``(x0, y0)`` is the box's first corner (the text's top-left), ``(ux, uy)`` the unit vector
+    along the reading direction (corner 0 to 1), ``height`` the box's extent across it (corner 0
+    to 3), measured along the normal ``(-uy, ux)``, which points from the text's head to its foot.
+    """
+
+    x0: float
+    y0: float
+    ux: float
+    uy: float
+    height: float
+
+    def along(self, x: float, y: float) -> float:
+        """Offset of page point ``(x, y)`` along the reading direction from the origin, points."""
+        return (x - self.x0) * self.ux + (y - self.y0) * self.uy
+
+    def across(self, x: float, y: float) -> float:
+        """Offset of page point ``(x, y)`` across the reading direction (down), points."""
+        return -(x - self.x0) * self.uy + (y - self.y0) * self.ux
+
+    @property
+    def angle(self) -> float:
+        """Angle of the reading direction, degrees counter-clockwise from the page's x axis."""
+        return math.degrees(math.atan2(-self.uy, self.ux))
+
+
+def _frame(line: Line, place: _Placement) -> _Frame | None:
+    """The frame of ``line``'s box on the page; ``None`` for a box without height."""
+    x0, y0 = place.point(*line.box[0])
+    x1, y1 = place.point(*line.box[1])
+    x3, y3 = place.point(*line.box[3])
+    length = math.hypot(x1 - x0, y1 - y0)
+    ux, uy = ((x1 - x0) / length, (y1 - y0) / length) if length > 1e-6 else (1.0, 0.0)
+    height = abs(-(x3 - x0) * uy + (y3 - y0) * ux)
+    return _Frame(x0, y0, ux, uy, height) if height >= 1e-3 else None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Text drawn as one piece: ``text`` between offsets ``start`` and ``stop`` along a row.
+
+    Offsets are points along the row's reading direction from its frame's origin; ``baseline``
+    is the text's baseline, points across the row's frame (down from its origin), and ``size``
+    the font size, points. ``space`` is drawn after the text, outside that extent (a word
+    separator).
     """
 
     text: str
     start: float
     stop: float
+    baseline: float
+    size: float
     space: bool = False
 
 
-def _runs(line: Line, along: Callable[[Word], tuple[float, float]]) -> list[_Run]:
+def _runs(
+    line: Line, along: Callable[[Word], tuple[float, float]], baseline: float, size: float
+) -> list[_Run]:
     """The runs of a line: one per word, touching within a group the text writes unspaced.
 
     A group of words without spaces between them (a CJK run and the digits after it) is drawn
@@ -261,8 +331,7 @@ def _runs(line: Line, along: Callable[[Word], tuple[float, float]]) -> list[_Run
     line ends in a wide (CJK) character.
     """
     runs: list[_Run] = []
-    tokens = _tokens(line)
-    for token in tokens:
+    for token in _tokens(line):
         extents = [along(word) for word in token]
         starts = [start for start, _ in extents]
         end = max(extents[-1][1], starts[-1])
@@ -272,11 +341,31 @@ def _runs(line: Line, along: Callable[[Word], tuple[float, float]]) -> list[_Run
         else:
             pieces = [("".join(word.text for word in token), starts[0], end)]
         for index, (text, start, stop) in enumerate(pieces):
-            runs.append(_Run(text, start, stop, index == len(pieces) - 1))
+            runs.append(_Run(text, start, stop, baseline, size, index == len(pieces) - 1))
     if runs and char_weight(runs[-1].text[-1]) == 2:
         # A line ending in CJK: no space after it (CJK lines run on without one).
         runs[-1] = dataclasses.replace(runs[-1], space=False)
     return runs
+
+
+def _bridged(runs: list[_Run]) -> list[_Run]:
+    """``runs`` with a :data:`FILLER` run in each gap wider than :data:`BRIDGE_GAP` em.
+
+    The filler keeps :data:`GAP_MARGIN` em off the runs on either side, so poppler reads it as
+    a word of its own (it starts a new word after a gap of 0.1 em) that it keeps in the row's
+    block (it pulls in words within 0.3 em); see :func:`_draw_row`.
+    """
+    bridged: list[_Run] = []
+    for run in runs:
+        if bridged:
+            last = bridged[-1]
+            size = min(last.size, run.size)
+            if run.start - last.stop > BRIDGE_GAP * size:
+                start = last.stop + GAP_MARGIN * size
+                stop = run.start - GAP_MARGIN * size
+                bridged.append(_Run(FILLER, start, stop, last.baseline, last.size))
+        bridged.append(run)
+    return bridged
 
 
 def _chunks(run: _Run, longest: float) -> list[_Run]:
@@ -294,82 +383,207 @@ def _chunks(run: _Run, longest: float) -> list[_Run]:
     for char in run.text:
         width = advance(char) * scale
         if text and position + width - begin > longest:
-            pieces.append(_Run(text, begin, position))
+            pieces.append(dataclasses.replace(run, text=text, start=begin, stop=position))
             begin, text = position, ""
         text += char
         position += width
-    pieces.append(_Run(text, begin, run.stop, run.space))
+    pieces.append(dataclasses.replace(run, text=text, start=begin, space=run.space))
     return pieces
 
 
-def _draw_line(pdf: FPDF, line: Line, place: _Placement) -> None:
-    """Draw one line's words invisibly on the current page, on the line's box.
+def _line_heights(page: Page, place: _Placement) -> list[float]:
+    """The height each line of ``page`` is drawn at, points: its own, or its block's usual one.
 
-    The line's frame, in page points: origin its box's first corner (the text's top-left),
-    ``u`` along the reading direction (corner 0 to 1), the height ``h`` across it (corner 0
-    to 3). The font size is ``h``; the baseline runs :data:`ASCENT_FRACTION` ``h`` below the
-    top edge (less when that would put characters off the page, where extractors drop them).
-
-    A line within :data:`SNAP_DEGREES` of a quarter turn (a slightly skewed scan) is drawn
-    level at that quarter turn, each word centred on the line's slanted baseline where it
-    lies: poppler (pdftotext, Evince) starts a new word wherever the baseline has moved by
-    more than half a point since the word's first character, so a word drawn slanted came
-    out cut in pieces. A run so long that its ends would sit more than :data:`SNAP_OFFSET`
-    of the height off the slanted baseline is cut into pieces that do not. Steeper lines are
-    drawn turned to their angle.
+    A line whose box height is within :data:`SIZE_RATIO` of the median height of its layout
+    block's lines gets that median: poppler keeps lines in one block only while their font
+    sizes are within 5% of each other, and reads a block's lines top to bottom. Other lines
+    (a heading) keep their own height.
     """
-    x0, y0 = place.point(*line.box[0])
-    x1, y1 = place.point(*line.box[1])
-    x3, y3 = place.point(*line.box[3])
-    length = math.hypot(x1 - x0, y1 - y0)
-    ux, uy = ((x1 - x0) / length, (y1 - y0) / length) if length > 1e-6 else (1.0, 0.0)
-    # The normal points from the text's head to its foot (y grows downwards).
-    nx, ny = -uy, ux
-    height = abs((x3 - x0) * nx + (y3 - y0) * ny)
-    if height < 1e-3:
-        return
+    heights = []
+    for line in page.lines:
+        frame = _frame(line, place)
+        heights.append(frame.height if frame is not None else 0.0)
+    by_block: dict[int, list[float]] = {}
+    for line, height in zip(page.lines, heights, strict=True):
+        if height > 0:
+            by_block.setdefault(line.block, []).append(height)
+    medians = {block: float(np.median(values)) for block, values in by_block.items()}
+    drawn = []
+    for line, height in zip(page.lines, heights, strict=True):
+        usual = medians.get(line.block, height)
+        near = height > 0 and max(height / usual, usual / height) <= SIZE_RATIO
+        drawn.append(usual if near else height)
+    return drawn
+
+
+def _rows(page: Page) -> list[list[int]]:
+    """Indices of the page's lines grouped into the rows of its text (joined by a space)."""
+    flow, _ = page_flow(page)
+    rows: list[list[int]] = []
+    for index, item in enumerate(flow):
+        if rows and item.before == " ":
+            rows[-1].append(index)
+        else:
+            rows.append([index])
+    return rows
+
+
+def _draw_text_layer(pdf: FPDF, page: Page, place: _Placement) -> None:
+    """Draw the page's text invisibly, row by row of its text, in reading order.
+
+    A row's lines are drawn together (:func:`_draw_row`, all at the first one's height) while
+    each one sits beside the one before it (:func:`_beside`). A line of the row that does not
+    (the layout joined lines whose boxes overlap one above the other) starts a new group; a
+    vertical line is drawn on its own.
+    """
+    heights = _line_heights(page, place)
+    for row in _rows(page):
+        group: list[tuple[Line, float]] = []
+        head: _Frame | None = None
+        previous: tuple[Line, _Frame] | None = None
+        for index in row:
+            line = page.lines[index]
+            frame = _frame(line, place)
+            if frame is None:
+                continue
+            if line.vertical:
+                if head is not None:
+                    _draw_row(pdf, head, group, place)
+                _draw_row(pdf, frame, [(line, heights[index])], place)
+                head, group, previous = None, [], None
+                continue
+            if head is None or previous is None or not _beside(*previous, line, frame, place):
+                if head is not None:
+                    _draw_row(pdf, head, group, place)
+                head, group = frame, []
+            group.append((line, group[0][1] if group else heights[index]))
+            previous = (line, frame)
+        if head is not None and group:
+            _draw_row(pdf, head, group, place)
+
+
+def _beside(first: Line, frame_a: _Frame, second: Line, frame_b: _Frame, place: _Placement) -> bool:
+    """Whether ``second`` continues the row of ``first`` on the page (``frame_*``: theirs).
+
+    It runs the same way (within :data:`ROW_DEGREES`), its box overlaps the height of the
+    first's (measured across the first's reading direction, so a skewed row still counts),
+    and it starts after the first ends, less a fifth of an em (poppler lets words overlap that
+    much on a line).
+    """
+    if not _parallel(frame_a, frame_b):
+        return False
+    centre_a = sum(frame_a.across(*place.point(*c)) for c in first.box) / 4
+    centre_b = sum(frame_a.across(*place.point(*c)) for c in second.box) / 4
+    end_a = max(frame_a.along(*place.point(*c)) for c in first.box)
+    start_b = min(frame_a.along(*place.point(*c)) for c in second.box)
+    overlap = abs(centre_b - centre_a) <= 0.5 * (frame_a.height + frame_b.height)
+    em = min(frame_a.height, frame_b.height) / EM_BOX
+    return overlap and start_b >= end_a - 0.2 * em
+
+
+def _parallel(a: _Frame, b: _Frame) -> bool:
+    """Whether two lines' frames run the same way (within :data:`ROW_DEGREES`)."""
+    turn = (a.angle - b.angle + 180.0) % 360.0 - 180.0
+    return abs(turn) <= ROW_DEGREES
+
+
+def _draw_row(
+    pdf: FPDF, frame: _Frame, members: list[tuple[Line, float]], place: _Placement
+) -> None:
+    """Draw one row of text (lines the page text joins by a space) invisibly, in ``frame``.
+
+    ``frame`` is the row's first line's; ``members`` are the row's lines with the height to
+    draw them at, points. Each line's text box is centred on its own box, that high (font size
+    the height over :data:`~ocr_pipeline.outputs.glyphless.EM_BOX`), its baseline
+    :data:`ASCENT_FRACTION` of it below the box's top (less when that would put characters off
+    the page, where poppler drops them); each word is stretched to its word's width by
+    horizontal scaling ``Tz``.
+
+    So that poppler's default reading order (pdftotext, Evince's copy) gives the row as one
+    line, as the TXT has it: every gap wider than :data:`BRIDGE_GAP` em between its words holds
+    a filler (:func:`_bridged`, a glyph whose ``/ToUnicode`` is two spaces; poppler skips a
+    lone space), so no gap splits the row into columns; a line ending in a hyphen gets a
+    filler after it (poppler joins it to the next line and drops the hyphen); and no piece's
+    baseline sits more than :data:`ROW_DRIFT` em off the first piece's (poppler puts a word
+    more than half an em off the baseline of a line's first word on another line).
+
+    A row within :data:`SNAP_DEGREES` of a quarter turn (a slightly skewed scan) is drawn
+    level at that quarter turn, each word centred on the row's slanted baseline where it lies
+    (within that drift): poppler starts a new word wherever the baseline has moved by more
+    than half a point since the word's first character, so a word drawn slanted came out cut
+    in pieces. A run so long that its ends would sit more than :data:`SNAP_OFFSET` em off the
+    slanted baseline is cut into pieces that do not. Steeper rows are drawn turned to their
+    angle.
+    """
+    width, page_height = place.size
 
     def along(word: Word) -> tuple[float, float]:
-        offsets = []
-        for corner in word.box:
-            cx, cy = place.point(*corner)
-            offsets.append((cx - x0) * ux + (cy - y0) * uy)
+        offsets = [frame.along(*place.point(*corner)) for corner in word.box]
         return min(offsets), max(offsets)
 
-    runs = _runs(line, along)
+    def inside(first: float, last: float, offset: float) -> bool:
+        ends = (
+            (
+                frame.x0 + s * frame.ux - offset * frame.uy,
+                frame.y0 + s * frame.uy + offset * frame.ux,
+            )
+            for s in (first, last)
+        )
+        return all(0.5 <= x <= width - 0.5 and 0.5 <= y <= page_height - 0.5 for x, y in ends)
+
+    runs: list[_Run] = []
+    for line, height in members:
+        centre = sum(frame.across(*place.point(*corner)) for corner in line.box) / 4
+        baseline = centre + (ASCENT_FRACTION - 0.5) * height
+        line_runs = _runs(line, along, baseline, height / EM_BOX)
+        if not line_runs:
+            continue
+        first = min(r.start for r in line_runs)
+        last = max(r.stop for r in line_runs)
+        moved = next(
+            (
+                baseline - f * height
+                for f in (0.0, 0.2, 0.4, 0.6, 0.8)
+                if inside(first, last, baseline - f * height)
+            ),
+            baseline,
+        )
+        if moved != baseline:
+            line_runs = [dataclasses.replace(r, baseline=moved) for r in line_runs]
+        runs.extend(line_runs)
     if not runs:
         return
-    angle = math.degrees(math.atan2(-uy, ux))
+    runs = _bridged(runs)
+    last_run = runs[-1]
+    if last_run.text.endswith("-"):
+        start = last_run.stop + GAP_MARGIN * last_run.size
+        stop = start + 0.5 * last_run.size
+        if inside(start, stop, last_run.baseline):
+            runs.append(_Run(FILLER, start, stop, last_run.baseline, last_run.size))
+    angle = frame.angle
     quarter = 90.0 * round(angle / 90.0)
     reference = quarter if abs(angle - quarter) <= SNAP_DEGREES else angle
     slant = math.radians(angle - reference)
     cos_d, sin_d = math.cos(slant), math.sin(slant)
-    longest = 2 * SNAP_OFFSET * height / abs(sin_d) if abs(sin_d) > 1e-9 else math.inf
-    width, page_height = place.size
-    first, last = min(r.start for r in runs), max(r.stop for r in runs)
-
-    def inside(offset: float) -> bool:
-        ends = ((x0 + s * ux + offset * nx, y0 + s * uy + offset * ny) for s in (first, last))
-        return all(0.5 <= x <= width - 0.5 and 0.5 <= y <= page_height - 0.5 for x, y in ends)
-
-    baseline = next(
-        (f * height for f in (ASCENT_FRACTION, 0.6, 0.4, 0.2, 0.0) if inside(f * height)),
-        ASCENT_FRACTION * height,
-    )
-    pdf.set_font_size(height)
-    turned = pdf.rotation(reference, x0, y0) if abs(reference) > 0.01 else nullcontext()
+    drift = ROW_DRIFT * min(r.size for r in runs)
+    turned = pdf.rotation(reference, frame.x0, frame.y0) if abs(reference) > 0.01 else nullcontext()
+    anchor: float | None = None
     with turned:
         for run in runs:
-            for piece in _chunks(run, longest):
+            longest = 2 * SNAP_OFFSET * run.size / abs(sin_d) if abs(sin_d) > 1e-9 else math.inf
+            for piece in _chunks(run, longest) if run.text != FILLER else [run]:
                 # Both ends on the slanted baseline, in the frame turned by ``reference``.
-                ax = piece.start * cos_d + baseline * sin_d
-                bx = piece.stop * cos_d + baseline * sin_d
+                ax = piece.start * cos_d + piece.baseline * sin_d
+                bx = piece.stop * cos_d + piece.baseline * sin_d
                 middle = (piece.start + piece.stop) / 2
-                y = -middle * sin_d + baseline * cos_d
-                natural = _natural_width(piece.text, height)
+                y = -middle * sin_d + piece.baseline * cos_d
+                anchor = y if anchor is None else anchor
+                y = min(max(y, anchor - drift), anchor + drift)
+                natural = _natural_width(piece.text, piece.size)
                 span = bx - ax
+                pdf.set_font_size(piece.size)
                 pdf.set_stretching(100.0 * span / natural if span > 0 else 100.0)
-                pdf.text(x0 + ax, y0 + y, piece.text + (" " if piece.space else ""))
+                pdf.text(frame.x0 + ax, frame.y0 + y, piece.text + (" " if piece.space else ""))
 
 
 def _page_chars(page: Page) -> set[str]:
@@ -381,14 +595,14 @@ def _text_pdf(result: DocumentResult) -> Iterator[FPDF]:
     """An empty fpdf2 document, points, no margins, with the glyphless font for ``result``.
 
     The font's file lives in a temporary folder until the document has been output (fpdf2
-    reads a font from a file, lazily).
+    reads a font from a file, lazily). It holds the filler glyph too (:func:`_spaced_fillers`).
     """
     pdf = FPDF(unit="pt")
     pdf.set_margin(0)
     pdf.set_auto_page_break(False)
     pdf.set_creator("ocr-pipeline")
     pdf.set_title(result.source.name)
-    chars = set().union(*(_page_chars(p) for p in result.pages)) | {" "}
+    chars = set().union(*(_page_chars(p) for p in result.pages)) | {" ", FILLER}
     with tempfile.TemporaryDirectory(prefix="ocr-pipeline-font-") as folder:
         font = Path(folder) / "glyphless.ttf"
         font.write_bytes(glyphless_font(chars))
@@ -398,9 +612,39 @@ def _text_pdf(result: DocumentResult) -> Iterator[FPDF]:
         yield pdf
 
 
-def _draw_text_layer(pdf: FPDF, page: Page, place: _Placement) -> None:
-    for line in page.lines:
-        _draw_line(pdf, line, place)
+def _spaced_fillers(document: pikepdf.Pdf) -> None:
+    """Map the :data:`FILLER` glyph to two spaces in each font's ``/ToUnicode`` (in place).
+
+    fpdf2 maps each glyph to its character; the filler is a noncharacter (never text), so its
+    entry ``<code> <FDD0>`` becomes ``<code> <00200020>``: a one-to-many mapping, as for a
+    ligature (PDF 32000-1, 9.10.3). Poppler drops a glyph that maps to one space but keeps one
+    that maps to two as a word of blanks.
+    """
+    pattern = re.compile(rb"<([0-9A-Fa-f]{4})> <" + f"{ord(FILLER):04X}".encode() + rb">")
+    done: set[tuple[int, int]] = set()
+    for page in document.pages:
+        resources = page.obj.get("/Resources")
+        fonts = resources.get("/Font") if isinstance(resources, pikepdf.Dictionary) else None
+        if not isinstance(fonts, pikepdf.Dictionary):
+            continue
+        for _, font in fonts.items():
+            unicode_map = font.get("/ToUnicode")
+            if not isinstance(unicode_map, pikepdf.Stream) or unicode_map.objgen in done:
+                continue
+            done.add(unicode_map.objgen)
+            data = unicode_map.read_bytes()
+            changed = pattern.sub(rb"<\1> <00200020>", data)
+            if changed != data:
+                unicode_map.write(changed)
+
+
+def _finished(pdf: FPDF) -> bytes:
+    """The bytes of an fpdf2 document with its fillers mapped to spaces."""
+    with pikepdf.open(io.BytesIO(bytes(pdf.output()))) as document:
+        _spaced_fillers(document)
+        out = io.BytesIO()
+        document.save(out)
+        return out.getvalue()
 
 
 # --- image inputs ---------------------------------------------------------------------------
@@ -424,7 +668,7 @@ def _images_with_text(result: DocumentResult, data: bytes) -> bytes:
             _jpeg_page(pdf, result.pages[0], data, stored, dpi, _EXIF_TURNS[orientation])
         else:
             _decoded_pages(pdf, result, data, image)
-        return bytes(pdf.output())
+        return _finished(pdf)
 
 
 def _jpeg_page(
@@ -577,6 +821,7 @@ def _overlaid_pdf(result: DocumentResult, data: bytes) -> bytes:
         if not layered:
             return data
         with pikepdf.open(io.BytesIO(bytes(pdf.output()))) as layer:
+            _spaced_fillers(layer)
             for number, index in enumerate(layered):
                 target = source.pages[index]
                 target.add_overlay(layer.pages[number], _visible_box(target))
@@ -635,7 +880,7 @@ def _rendered_pdf(result: DocumentResult, data: bytes) -> bytes:
                 _draw_image(pdf, _encode(decoded.image), place)
                 del decoded
                 _draw_text_layer(pdf, page, _scaled(page, place))
-        return bytes(pdf.output())
+        return _finished(pdf)
 
 
 def _limits_for(result: DocumentResult, data: bytes) -> DecodeLimits:
