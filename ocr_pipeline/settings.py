@@ -291,11 +291,41 @@ class QualitySettings(_Section):
     )
 
 
+def default_model_cache_dir() -> Path:
+    """The default ``runtime.cache_dir``: ``openvino/`` in the per-user cache folder (platformdirs).
+
+    Linux: ``$XDG_CACHE_HOME/ocr-pipeline/openvino``, else ``~/.cache/ocr-pipeline/openvino``;
+    macOS: ``~/Library/Caches/ocr-pipeline/openvino``; Windows:
+    ``%LOCALAPPDATA%/ocr-pipeline/Cache/openvino``. Created by the OpenVINO backend when it
+    first compiles a model, not here.
+    """
+    return platformdirs.user_cache_path(APP_NAME, appauthor=False) / "openvino"
+
+
 class RuntimeSettings(_Section):
     """Inference backend and its session options."""
 
-    backend: Literal["onnxruntime"] = Field(
-        "onnxruntime", description="Inference backend that runs the models."
+    backend: Literal["onnxruntime", "openvino"] = Field(
+        "onnxruntime",
+        description=(
+            "Inference backend that runs the models (openvino needs the extra: "
+            "pip install 'ocr-pipeline[openvino]')."
+        ),
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description=(
+            "Arithmetic of inference. auto: bf16 with openvino where the CPU has it, else fp32; "
+            "bf16 needs openvino and such a CPU; int8 is not yet available."
+        ),
+    )
+    cache_dir: Path | None = Field(
+        default_factory=default_model_cache_dir,
+        description=(
+            "Folder where openvino keeps compiled models, so a restart does not compile them "
+            "again (default: openvino/ in the per-user cache folder; empty: no cache)."
+        ),
+        json_schema_extra={REFERENCE_DEFAULT: "(per-user cache folder)/ocr-pipeline/openvino"},
     )
     intra_op_threads: int = Field(
         0,
@@ -315,6 +345,27 @@ class RuntimeSettings(_Section):
         True,
         description="Give the arena's unused memory back after every model run (flat RSS).",
     )
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _empty_means_no_cache(cls, value: object) -> object:
+        """An empty ``cache_dir`` (``""`` in TOML or the environment) turns the cache off."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _precision_fits_backend(self) -> RuntimeSettings:
+        """Refuse int8 (no int8 models yet) and bf16 on ONNX Runtime (fp32 only here)."""
+        if self.precision == "int8":
+            raise ValueError(
+                "runtime.precision = int8 is not yet available (no int8 models are registered); "
+                "use auto, fp32 or bf16"
+            )
+        if self.precision == "bf16" and self.backend != "openvino":
+            raise ValueError(
+                'runtime.precision = bf16 needs runtime.backend = "openvino" (ONNX Runtime runs '
+                "the models in fp32); use auto or fp32"
+            )
+        return self
 
 
 class ModelStoreSettings(_Section):

@@ -4,8 +4,8 @@ Every stage (detector, recognizer, line classifier, page orientation classifier)
 :class:`InferenceBackend` and calls only its :meth:`~InferenceBackend.run`; the pre- and
 post-processing around that call are numpy functions of the stage modules. :func:`load_model`
 builds one for a model file with the runtime named by ``runtime.backend``, through the
-:data:`LOADERS` registry: a further runtime (OpenVINO) is one more module implementing the
-protocol and one more entry there. Stages never import a runtime.
+:data:`LOADERS` registry: ONNX Runtime (the default) and OpenVINO (an optional extra) are one
+module each implementing the protocol and one entry there. Stages never import a runtime.
 """
 
 from __future__ import annotations
@@ -95,7 +95,32 @@ def _load_onnxruntime(path: Path, runtime: RuntimeSettings) -> InferenceBackend:
     return load_onnxruntime(path, runtime)
 
 
-LOADERS: dict[str, ModelLoader] = {"onnxruntime": _load_onnxruntime}
+def _require_openvino() -> None:
+    """Raise :class:`ConfigError` (saying how to install the extra) without OpenVINO."""
+    try:
+        import openvino  # noqa: F401  # the optional extra; its absence is a configuration error
+    except ImportError as exc:
+        raise ConfigError(
+            'runtime.backend = "openvino" but OpenVINO is not installed; install it with '
+            "pip install 'ocr-pipeline[openvino]'"
+        ) from exc
+
+
+def _load_openvino(path: Path, runtime: RuntimeSettings) -> InferenceBackend:
+    """OpenVINO on the CPU (:mod:`ocr_pipeline.engine.openvino_backend`), an optional extra.
+
+    Raises:
+        ConfigError: OpenVINO is not installed (says how to install the extra), or the
+            precision is not available on this CPU.
+
+    """
+    _require_openvino()
+    from ocr_pipeline.engine.openvino_backend import load_openvino
+
+    return load_openvino(path, runtime)
+
+
+LOADERS: dict[str, ModelLoader] = {"onnxruntime": _load_onnxruntime, "openvino": _load_openvino}
 """Model loaders by ``runtime.backend`` name."""
 
 
@@ -105,7 +130,8 @@ def load_model(path: Path, runtime: RuntimeSettings) -> InferenceBackend:
     Args:
         path: the model file (``.onnx``), already verified by
             :func:`ocr_pipeline.models.require_model` when it comes from the registry.
-        runtime: backend name and its options (threads, graph optimisation, memory arena).
+        runtime: backend name and its options (threads, precision, graph optimisation, memory
+            arena, compiled-model cache).
 
     Returns:
         The loaded model.
@@ -113,7 +139,8 @@ def load_model(path: Path, runtime: RuntimeSettings) -> InferenceBackend:
     Raises:
         ModelError: the backend cannot load the file (missing, corrupt, not a model); the
             message names the file and says to run ``ocr-pipeline models fetch --force``.
-        ConfigError: ``runtime.backend`` names no registered backend.
+        ConfigError: ``runtime.backend`` names no registered backend, its runtime is not
+            installed (OpenVINO), or ``runtime.precision`` is not available on this CPU.
 
     """
     loader = LOADERS.get(runtime.backend)
@@ -123,3 +150,26 @@ def load_model(path: Path, runtime: RuntimeSettings) -> InferenceBackend:
             f"use one of {', '.join(sorted(LOADERS))}"
         )
     return loader(path, runtime)
+
+
+def check_runtime(runtime: RuntimeSettings) -> None:
+    """Fail fast, without loading a model, on runtime settings this machine cannot run.
+
+    For a start-up check in the parent process (workers load the models later): the backend
+    must be registered and, for OpenVINO, installed, with ``runtime.precision`` available on
+    this CPU (``bf16`` needs ``BF16`` among OpenVINO's ``OPTIMIZATION_CAPABILITIES``).
+
+    Raises:
+        ConfigError: as :func:`load_model` raises it for these reasons.
+
+    """
+    if runtime.backend not in LOADERS:
+        raise ConfigError(
+            f"runtime.backend = {runtime.backend!r} is not an inference backend; "
+            f"use one of {', '.join(sorted(LOADERS))}"
+        )
+    if runtime.backend == "openvino":
+        _require_openvino()
+        from ocr_pipeline.engine.openvino_backend import cpu_capabilities, inference_precision
+
+        inference_precision(runtime, cpu_capabilities())
