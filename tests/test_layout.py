@@ -80,3 +80,25 @@ def test_paragraph_breaks_between_blocks() -> None:
     boxes = column(0, 400, 100, 3) + column(0, 400, 300, 3)
     layout = analyse_layout(np.array(boxes, dtype=np.float32), "auto", 0.4)
     assert layout.text([f"l{i}" for i in range(6)]) == "l0\nl1\nl2\n\nl3\nl4\nl5"
+
+
+def test_a_line_printed_above_another_is_not_in_its_row() -> None:
+    # Receipt 049 read at 640 px: the detector's boxes of `JM0325955-V` and of the address line
+    # under it overlap in height (centres half a line apart), and in x by whole words.
+    address = box(0, 100, 300, 132)
+    number = box(120, 88, 240, 116)
+    # Neighbours of one row whose boxes reach into each other (by less than a line height).
+    label, amount = box(0, 200, 120, 232), box(100, 202, 300, 234)
+    layout = analyse_layout(np.array([address, number, label, amount], np.float32), "rows", 0.4)
+    assert [list(row) for block in layout.blocks for row in block.rows] == [[1], [0], [2, 3]]
+    assert layout.text(["NO.59 JALAN", "JM0325955-V", "TOTAL", "12.00"]) == (
+        "JM0325955-V\nNO.59 JALAN\nTOTAL 12.00"
+    )
+
+
+def test_boxes_lying_on_each_other_stay_one_row() -> None:
+    # A line given twice (annotators, or the detector) is not one line above the other: the
+    # order of the two must not hang on a pixel of height (receipt 001's ground truth).
+    first, second = box(20, 100, 320, 124), box(22, 101, 318, 125)
+    layout = analyse_layout(np.array([first, second], np.float32), "rows", 0.4)
+    assert [list(row) for block in layout.blocks for row in block.rows] == [[0, 1]]

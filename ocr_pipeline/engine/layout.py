@@ -18,6 +18,23 @@ ELONGATED = 3.0
 """Width / height from which a box's own tilt is trusted as its text line's slope."""
 
 
+ROW_X_OVERLAP = 1.0
+"""Most two boxes of one row may overlap horizontally, in the smaller line height.
+
+DBNet grows each box by a margin around its text (less than half its height on either side),
+so the boxes of neighbouring words of a row reach into each other by less than a line height
+(at most 0.66 of it on the dev receipts). Lines printed one above the other whose boxes
+overlap in height (a dense receipt read at a small detector input) overlap horizontally by
+whole words: 1.4 line heights and more on the dev receipts."""
+
+LEVEL_OFFSET = 0.25
+"""Boxes whose centres are at most this far apart across the line, in the smaller line height,
+are level: when they overlap horizontally, one lies on the other (a line the annotators or the
+detector gave twice, a stamp over print), neither above the other, and they stay one row.
+
+Lines printed one above the other sit 0.45-0.65 of a line height apart on the dev receipts."""
+
+
 @dataclass(frozen=True)
 class LineGeometry:
     """Per-box measures used for row grouping: ``(N,)`` float64 arrays in page pixels.
@@ -87,8 +104,12 @@ def group_rows(quads: np.ndarray, min_overlap: float, lookback: int = 4) -> list
     slope when that box is elongated (a text line, at least ``ELONGATED`` times as wide as
     high), so skewed or curved photos of receipts keep their rows apart; for short boxes (a
     price, a label, a tilted stamp), whose tilt is noise, it follows the page's median slope.
-    Among several fitting rows the closest wins. Rows are then ordered by their height on the
-    page measured along the page's median text slope.
+    A box never joins a row that holds a box overlapping it horizontally by more than
+    ``ROW_X_OVERLAP`` of the smaller line height, unless the two are level (centres within
+    ``LEVEL_OFFSET``): that box is printed above or under it (a line of a dense receipt whose
+    detector boxes overlap the next line's in height), not beside it. Among several fitting
+    rows the closest wins. Rows are then ordered by their height on the page measured along
+    the page's median text slope.
 
     Args:
         quads: ``(N, 4, 2)`` float32 boxes in page pixels, corners clockwise from top-left.
@@ -107,6 +128,8 @@ def group_rows(quads: np.ndarray, min_overlap: float, lookback: int = 4) -> list
         i = int(index)
         best_row, best_offset = -1, limit
         for r in range(max(0, len(rows) - lookback), len(rows)):
+            if any(_stacked(geometry, i, j) for j in rows[r]):
+                continue
             nearest = min(rows[r], key=lambda j: _horizontal_gap(geometry, i, j))
             offset = geometry.offset(i, nearest)
             if offset <= best_offset:
@@ -118,6 +141,17 @@ def group_rows(quads: np.ndarray, min_overlap: float, lookback: int = 4) -> list
     levels = geometry.centre_y - geometry.page_slope * geometry.centre_x
     rows.sort(key=lambda row: float(np.mean(levels[row])))
     return [sorted(row, key=lambda j: float(geometry.left[j])) for row in rows]
+
+
+def _stacked(geometry: LineGeometry, i: int, j: int) -> bool:
+    """Whether box ``i`` is printed above or under box ``j`` (see :func:`group_rows`).
+
+    They overlap horizontally by more than ``ROW_X_OVERLAP`` and are not level
+    (:data:`LEVEL_OFFSET`).
+    """
+    overlap = min(geometry.right[i], geometry.right[j]) - max(geometry.left[i], geometry.left[j])
+    wide = overlap > ROW_X_OVERLAP * min(geometry.height[i], geometry.height[j])
+    return bool(wide and geometry.offset(i, j) > LEVEL_OFFSET)
 
 
 def _horizontal_gap(geometry: LineGeometry, i: int, j: int) -> float:
