@@ -26,6 +26,7 @@ from ocr_pipeline.evaluation import Score, load_ground_truth
 from ocr_pipeline.models import get_spec, load_registry, require_model
 from ocr_pipeline.settings import RuntimeSettings, Settings, load_settings
 from tests.conftest import SROIE_DEV
+from tests.daemon_harness import run_cli
 
 openvino_backend = pytest.importorskip(
     "ocr_pipeline.engine.openvino_backend", reason="OpenVINO is not installed (the extra)"
@@ -237,3 +238,14 @@ def test_openvino_is_imported_only_by_its_backend() -> None:
                 importers.add(source.relative_to(package).as_posix())
     # backend.py only tries the import, to turn a missing extra into a ConfigError.
     assert importers == {"engine/openvino_backend.py", "engine/backend.py"}
+
+
+@pytest.mark.skipif(HAS_BF16, reason="this CPU has bf16: the daemon starts with it")
+def test_the_daemon_refuses_bf16_at_start_on_a_cpu_without_it(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "scan.png").write_bytes(b"not read: the run stops before any file")
+    env = {"OCR_PIPELINE_RUNTIME__BACKEND": "openvino", "OCR_PIPELINE_RUNTIME__PRECISION": "bf16"}
+    done = run_cli(["run", tmp_path / "inbox", tmp_path / "outbox"], env=env)
+    assert done.returncode == 3, done.stderr
+    assert "bf16" in done.stderr and "runtime.precision" in done.stderr
+    assert (tmp_path / "inbox" / "scan.png").exists()  # no file was touched

@@ -37,6 +37,7 @@ from ocr_pipeline.daemon.policy import Action, BeforeStart, JobEnd
 from ocr_pipeline.daemon.sources import InboxSource
 from ocr_pipeline.daemon.status import Activity, RunSummary, StatusBoard
 from ocr_pipeline.daemon.terminal import TerminalWriter, worth_waiting
+from ocr_pipeline.engine.backend import check_runtime
 from ocr_pipeline.errors import (
     ConfigError,
     ExecutorBrokenError,
@@ -94,13 +95,16 @@ class _Parked:
 
 
 def check_models(settings: Settings) -> None:
-    """Verify the configured models and lexicons before starting workers.
+    """Verify the runtime, the configured models and lexicons before starting workers.
 
     Raises:
         ModelError: a model is unknown, missing or corrupt (says to run ``models fetch``).
-        ConfigError: a lexicon or the look-alike table is missing or malformed.
+        ConfigError: the backend is not installed or the CPU lacks the precision asked for
+            (:func:`~ocr_pipeline.engine.backend.check_runtime`), or a lexicon or the
+            look-alike table is missing or malformed.
 
     """
+    check_runtime(settings.runtime)
     corrector_from_settings(settings.correct)
     registry = load_registry(settings.models.registry_file)
     for name, kind in settings.configured_models().items():
