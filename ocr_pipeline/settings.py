@@ -331,9 +331,10 @@ class RuntimeSettings(_Section):
         0,
         ge=0,
         description=(
-            "Threads per inference session (0: the CPUs this process may use (affinity and "
-            "cgroup quota) divided by the daemon's workers, at least 1; all of them for "
-            "ocr_pipeline.read)."
+            "Threads per inference session (0: every CPU this process may use (affinity and "
+            "cgroup quota), in each daemon worker with onnxruntime, whose idle threads sleep "
+            "instead of spinning, so a lone file gets all the cores; with openvino those CPUs "
+            "divided by the daemon's workers, at least 1)."
         ),
     )
     inter_op_threads: int = Field(1, ge=1, description="Threads across graph nodes.")
@@ -415,7 +416,13 @@ class DaemonSettings(_Section):
         2.0, ge=0, description="Size and mtime must be unchanged this long before a claim."
     )
     settle_after_close_seconds: float = Field(
-        0.5, ge=0, description="Shorter settle time after a Linux close-write event."
+        0.0,
+        ge=0,
+        description=(
+            "Settle time after a close-write event (Linux inotify) or a rename into the inbox, "
+            "seconds; 0: claimable at once. Raise it for writers that close a file and open it "
+            "again to write more."
+        ),
     )
     observer: Literal["auto", "native", "polling"] = Field(
         "auto",

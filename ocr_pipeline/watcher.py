@@ -12,19 +12,22 @@ When a candidate is *settled*, hence claimable:
 
 * **written, seen by inotify** (Linux, native observer): a file created empty or written to
   (``IN_CREATE`` of an empty regular file, ``IN_MODIFY``) is complete only once its writer
-  closes it (``IN_CLOSE_WRITE``), however long the writer pauses; then
-  ``settle_after_close_seconds`` applies. A writer that dies closes its files too (the kernel
-  does), so the event comes. Should it never come (the kernel's event queue overflowed, or a
-  writer hangs with the file open), the file is settled anyway once its size and mtime have not
-  changed for ``open_limit_seconds`` (default :data:`OPEN_LIMIT_FACTOR` x ``settle_seconds``,
-  60 s at the default 2 s). Whether another process still holds the file open is not looked up
-  (``/proc/*/fd``): that needs root for other users' processes and misses writers outside the
-  container or on another machine, so the simple bound is the only fallback;
+  closes it (``IN_CLOSE_WRITE``), however long the writer pauses; it is claimable as soon as
+  that event is handled when ``settle_after_close_seconds`` is 0 (else after that long, for
+  writers that close and reopen a file); written again, it waits for its next close. A writer
+  that dies closes its files too (the kernel does), so the event comes. Should it never come
+  (the kernel's event queue overflowed, or a writer hangs with the file open), the file is
+  settled anyway once its size and mtime have not changed for ``open_limit_seconds`` (default
+  :data:`OPEN_LIMIT_FACTOR` x ``settle_seconds``, 60 s at the default 2 s). Whether another
+  process still holds the file open is not looked up (``/proc/*/fd``): that needs root for
+  other users' processes and misses writers outside the container or on another machine, so
+  the simple bound is the only fallback;
 * **renamed into the inbox** (a move from inside the inbox, or from outside it on the same
   file system: the upload protocol of "write a temporary name, then rename"): complete,
-  ``settle_after_close_seconds``;
+  ``settle_after_close_seconds`` (both observers: a rename is the writer's own signal);
 * **seen only by a scan** (present at start, found by a rescan) **or by the polling observer**
-  (no close events): size and mtime unchanged for ``settle_seconds``; a file whose mtime is
+  (no close events: network shares, docker-on-Mac/Windows mounts): size and mtime unchanged
+  for ``settle_seconds``, however the file was closed; a file whose mtime is
   already older than ``settle_seconds`` when first seen needs only two identical looks
   (:data:`QUICK_LOOK_SECONDS` apart).
 
@@ -135,7 +138,7 @@ class SettleTracker:
         capacity: most candidates held (held paths not counted).
         settle_seconds: unchanged size and mtime needed for a file seen by a scan, seconds.
         settle_after_close_seconds: needed after a close-write event or a rename, seconds
-            (capped at ``settle_seconds``).
+            (capped at ``settle_seconds``); 0: claimable at the next :meth:`take_settled`.
         skip: predicate for entries to leave alone (kept originals already processed); given
             the entry's ``lstat``.
         open_limit_seconds: a file written but never closed is settled once unchanged this long,
@@ -225,13 +228,11 @@ class SettleTracker:
         return True
 
     def _needed(self, entry: _Candidate) -> float:
+        """Seconds ``entry`` must stay unchanged before it is handed out."""
         if entry.writing:
             return self.open_limit_seconds
-        if entry.quick:
-            return QUICK_LOOK_SECONDS
-        if entry.closed:
-            return self.settle_after_close_seconds
-        return self.settle_seconds
+        needed = self.settle_after_close_seconds if entry.closed else self.settle_seconds
+        return min(needed, QUICK_LOOK_SECONDS) if entry.quick else needed
 
     def hold(self, relative: Path, seconds: float) -> None:
         """Forget ``relative`` and refuse it as a candidate for ``seconds`` (claim back-off).

@@ -457,3 +457,32 @@ def test_a_job_over_its_timeout_fails_and_the_daemon_goes_on(
     finally:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill_all()
+
+
+def test_a_file_closed_or_renamed_in_is_claimed_without_a_settle_wait(
+    tmp_path: Path, crops: list[bytes]
+) -> None:
+    """settle_seconds and the rescan interval are an hour: only the close-write event, or the
+    rename, can settle these files."""
+    layout = Layout(tmp_path)
+    env = {
+        "OCR_PIPELINE_DAEMON__SETTLE_SECONDS": "3600",
+        "OCR_PIPELINE_DAEMON__SETTLE_AFTER_CLOSE_SECONDS": "0",
+        "OCR_PIPELINE_DAEMON__RESCAN_SECONDS": "3600",
+        "OCR_PIPELINE_DAEMON__OBSERVER": "native",
+    }
+    daemon = DaemonProcess(layout, env=env).start()
+    try:
+        with (layout.inbox / "written.png").open("wb") as handle:
+            handle.write(crops[0])
+        daemon.wait(lambda: (layout.outbox / "written.json").is_file(), 120, "after its close")
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        (staging / "upload.png").write_bytes(crops[1])
+        os.rename(staging / "upload.png", layout.inbox / "renamed.png")
+        daemon.wait(lambda: (layout.outbox / "renamed.json").is_file(), 120, "after its rename")
+        _assert_exactly_once(layout, ["renamed.png", "written.png"])
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill_all()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from ocr_pipeline import watcher
 from ocr_pipeline.watcher import SettleTracker
+from tests.daemon_harness import wait_until
 
 
 @pytest.fixture
@@ -135,6 +138,18 @@ def test_a_file_moved_in_needs_only_the_short_settle(tmp_path: Path, clock: Cloc
     assert _settled_over(tracker, clock, 0.02) == [Path("scan.jpg")]
 
 
+def test_a_closed_file_needs_no_second_look_when_the_close_settle_is_zero(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """An old file (``cp -p``, a file first seen by a scan) closed after writing: no quick look."""
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=2.0, settle_after_close_seconds=0.0)
+    _write(tmp_path / "old.jpg", b"complete", age=60)
+    assert tracker.observe(Path("old.jpg"))
+    assert tracker.take_settled(10) == [], "seen by a scan: a second look first"
+    assert tracker.observe(Path("old.jpg"), "closed")
+    assert tracker.take_settled(10) == [Path("old.jpg")]
+
+
 def test_a_held_path_is_refused_by_events_and_scans_until_its_hold_ends(
     tmp_path: Path, clock: Clock
 ) -> None:
@@ -171,3 +186,91 @@ def test_every_entry_but_a_real_folder_is_a_candidate(tmp_path: Path, clock: Clo
         assert tracker.observe(Path(relative)), relative
     assert not tracker.observe(Path("sub")), "a real folder is not a candidate"
     assert sorted(p.as_posix() for p in _settled_over(tracker, clock, 0.1)) == sorted(found)
+
+
+# ----------------------------------------------------------------- real events: close-write
+
+
+def _events_delivered(started: watcher.StartedObserver, inbox: Path) -> None:
+    """Return once the observer has handled every event raised so far in ``inbox``.
+
+    A hidden barrier file of a new name is dropped after them; inotify delivers one folder's
+    events in order, so its event comes after theirs (bounded: fails the test after 10 s).
+    """
+    handler = started.handler
+    barrier = inbox / f".barrier-{next(_BARRIERS)}"
+    handler.probe_seen.clear()
+    handler.probe = barrier
+    barrier.write_bytes(b"")
+    try:
+        assert handler.probe_seen.wait(10.0), "no event for the barrier file"
+    finally:
+        barrier.unlink()
+
+
+_BARRIERS = itertools.count()
+
+
+def test_a_file_closed_after_writing_is_claimable_at_once_with_inotify(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Real IN_MODIFY/IN_CLOSE_WRITE events: open, never claimed; closed, claimable with no
+    settle time (the test's clock does not move after the close)."""
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=1.0, settle_after_close_seconds=0.0)
+    started = watcher.start_observer(
+        tmp_path, tracker, threading.Event(), lambda: None, "native", 1.0
+    )
+    try:
+        assert started.kind == "native"
+        with (tmp_path / "scan.jpg").open("wb") as handle:
+            handle.write(b"half of a scan")
+            handle.flush()
+            _events_delivered(started, tmp_path)
+            assert tracker.tracks(Path("scan.jpg"))
+            assert _settled_over(tracker, clock, 5.0) == [], "claimed while open for writing"
+            handle.write(b", and the rest")
+        _events_delivered(started, tmp_path)
+        assert tracker.next_due() == 0.0
+        assert tracker.take_settled(10) == [Path("scan.jpg")], "closed: ready at once"
+    finally:
+        started.stop()
+
+
+def test_a_file_written_again_after_its_close_waits_for_the_next_close(
+    tmp_path: Path, clock: Clock
+) -> None:
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=1.0, settle_after_close_seconds=0.0)
+    started = watcher.start_observer(
+        tmp_path, tracker, threading.Event(), lambda: None, "native", 1.0
+    )
+    try:
+        (tmp_path / "scan.jpg").write_bytes(b"first pass")
+        with (tmp_path / "scan.jpg").open("ab") as handle:
+            handle.write(b", second pass")
+            handle.flush()
+            _events_delivered(started, tmp_path)
+            assert _settled_over(tracker, clock, 5.0) == [], "reopened for writing: not ready"
+        _events_delivered(started, tmp_path)
+        assert tracker.take_settled(10) == [Path("scan.jpg")]
+    finally:
+        started.stop()
+
+
+def test_a_polling_observer_keeps_the_settle_wait_for_a_closed_file(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """No close events from polling (network shares): a closed file still waits out
+    ``settle_seconds`` of unchanged size and mtime."""
+    tracker = SettleTracker(tmp_path, 10, settle_seconds=1.0, settle_after_close_seconds=0.0)
+    started = watcher.start_observer(
+        tmp_path, tracker, threading.Event(), lambda: None, "polling", 0.05
+    )
+    try:
+        assert started.kind == "polling"
+        (tmp_path / "scan.jpg").write_bytes(b"a whole scan, closed")
+        _events_delivered(started, tmp_path)
+        wait_until(lambda: tracker.tracks(Path("scan.jpg")), 10.0, "the polling observer")
+        assert _settled_over(tracker, clock, 0.9) == [], "polling: no close events to trust"
+        assert _settled_over(tracker, clock, 0.2) == [Path("scan.jpg")]
+    finally:
+        started.stop()

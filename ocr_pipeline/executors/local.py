@@ -6,7 +6,12 @@ OOM killer), stops a job over its timeout by killing its worker, and recycles wo
 :mod:`ocr_pipeline.executors.base` and adds:
 
 * each worker process holds one :class:`~ocr_pipeline.executors.worker.Worker`, created as the
-  process starts, which loads the engine and lexicons then (off the first job's clock);
+  process starts, which loads the engine and lexicons then and OCRs one small rendered page
+  (:func:`warm_up_page`) through the whole job path, so that whatever a first run does once
+  (lazily imported code, ONNX Runtime's first allocations) is off the first file's clock.
+  A warm-up that fails is ignored: the first real job reports the error with its file name.
+  Workers start with the settings generation in force (a pool restarted after a SIGHUP reload,
+  or a worker recycled after ``max_tasks`` jobs, loads the new one, not the pool's first);
 * workers ignore SIGINT, so Ctrl-C reaches only the daemon, which drains them;
 * a stop event, made from the spawn context with each pool and handed to every worker process
   through pebble's ``initializer``/``initargs``: :meth:`LocalPoolExecutor.close` sets it, and a
@@ -21,7 +26,9 @@ OOM killer), stops a job over its timeout by killing its worker, and recycles wo
 * workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
   threaded process can deadlock;
 * worker count and intra-op threads come from the CPUs this process may use
-  (:func:`ocr_pipeline.cpus.available_cpus`), so that workers x threads = CPUs.
+  (:func:`ocr_pipeline.cpus.available_cpus`): one worker per CPU, and with ONNX Runtime each
+  worker may use every CPU, its idle threads sleeping instead of spinning (:func:`with_threads`),
+  so a lone file on an idle daemon gets all the cores.
 
 Two test-only hooks, read from the environment of the worker and unset in production:
 ``OCR_PIPELINE_TEST_CRASH_MARKER`` (a worker SIGKILLs itself when the file name contains it) and
@@ -33,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import tempfile
@@ -57,6 +65,10 @@ REMOTE_FRAMES = 6
 """Traceback lines of a worker's error kept in the error report."""
 HEARTBEAT_SECONDS = 1.0
 """How often a worker process touches its heartbeat file, seconds."""
+RECIPE_FILE = "settings.pickle"
+"""The settings and generation in force, pickled in the heartbeat folder for starting workers."""
+WARM_UP_LINES = ("OCR warm-up page 0123", "TOTAL 12.50  CASH 20.00")
+"""Text of the page each worker OCRs as it starts."""
 
 # The worker process's own state: set by ``_start_worker`` in each pool process, never in the
 # daemon's process. It belongs to this executor alone.
@@ -73,16 +85,18 @@ def _beat_forever(path: Path) -> None:
 
 
 def _start_worker(settings: Settings, generation: int, stop: Event, beats: str) -> None:
-    """Worker process start-up: leave SIGINT to the daemon, then load the engine and lexicons.
+    """Worker process start-up: leave SIGINT to the daemon, load the engine, warm it up.
 
     Args:
-        settings: the settings to load the engine and lexicons from.
+        settings: the settings the pool started with; the executor's recipe file in
+            ``beats`` (:data:`RECIPE_FILE`, written by :meth:`LocalPoolExecutor.use_settings`),
+            when readable, replaces them and ``generation``.
         generation: their generation.
         stop: the pool's stop event; jobs stop between pages once it is set.
         beats: the executor's heartbeat folder.
 
     A load that fails leaves the worker empty: its first job loads again and fails with the
-    error, which names the file and the fix.
+    error, which names the file and the fix. A warm-up page that fails is ignored likewise.
     """
     global _process_worker, _heartbeat_file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -92,11 +106,91 @@ def _start_worker(settings: Settings, generation: int, stop: Event, beats: str) 
     threading.Thread(
         target=_beat_forever, args=(_heartbeat_file,), name="heartbeat", daemon=True
     ).start()
+    settings, generation = _current_recipe(Path(beats), settings, generation)
     _process_worker = Worker(should_stop=stop.is_set)
     try:
         _process_worker.load(settings, generation)
     except Exception:  # reported again by the first job, with its file name
         _process_worker.forget()
+        return
+    with contextlib.suppress(Exception):  # a real job reports any error, with its file name
+        warm_up_worker(_process_worker, settings, generation, Path(beats))
+
+
+def write_recipe(folder: Path, settings: Settings, generation: int) -> None:
+    """Pickle ``settings`` and ``generation`` into ``folder`` for starting workers.
+
+    Written to a temporary name, then renamed over :data:`RECIPE_FILE`: a worker starting
+    meanwhile reads the old recipe or the new one, never half of one.
+
+    Raises:
+        OSError: the file cannot be written.
+
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{RECIPE_FILE}.tmp"
+    temporary.write_bytes(pickle.dumps((settings, generation)))
+    os.replace(temporary, folder / RECIPE_FILE)
+
+
+def _current_recipe(beats: Path, settings: Settings, generation: int) -> tuple[Settings, int]:
+    """The settings and generation in force: the recipe file's, else the ones given."""
+    try:
+        with (beats / RECIPE_FILE).open("rb") as handle:
+            recipe = pickle.load(handle)  # written by this executor into its private folder
+    except Exception:  # unreadable or half-written: the pool's own settings still work
+        return settings, generation
+    if isinstance(recipe, tuple) and len(recipe) == 2 and isinstance(recipe[0], Settings):
+        return recipe[0], int(recipe[1])
+    return settings, generation
+
+
+def warm_up_page(folder: Path) -> Path:
+    """Write a small page of rendered text (PNG, 640 x 200 pixels) into ``folder``.
+
+    Returns:
+        The file, named after this process's pid.
+
+    Raises:
+        OSError: the file cannot be written.
+
+    """
+    import cv2
+    import numpy as np
+
+    page = np.full((200, 640, 3), 255, dtype=np.uint8)
+    for row, text in enumerate(WARM_UP_LINES):
+        origin = (24, 80 + 80 * row)
+        cv2.putText(page, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 1.1, (0, 0, 0), 2, cv2.LINE_AA)
+    ok, encoded = cv2.imencode(".png", page)
+    if not ok:
+        raise OSError("cannot encode the warm-up page")
+    path = folder / f"warm-up-{os.getpid()}.png"
+    path.write_bytes(encoded.tobytes())
+    return path
+
+
+def warm_up_worker(worker: Worker, settings: Settings, generation: int, folder: Path) -> JobOutcome:
+    """OCR :func:`warm_up_page` (written into ``folder``, then removed) with ``worker``.
+
+    It runs as a job of ``settings`` and ``generation``, so the worker loads them first if it
+    has not (a later job of the same generation does not load again).
+
+    Returns:
+        The warm-up page's outcome (the daemon drops it).
+
+    Raises:
+        ModelError: a model is missing or corrupt.
+        ConfigError: a lexicon cannot be read.
+        OSError: the page cannot be written.
+
+    """
+    path = warm_up_page(folder)
+    try:
+        job = Job(path=path, relative=path.name, sha256="0" * 64)
+        return worker.run(JobRecipe(job=job, settings=settings, generation=generation))
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _run_in_worker(recipe: JobRecipe) -> JobOutcome:
@@ -134,13 +228,19 @@ def worker_count(settings: Settings) -> int:
 def with_threads(settings: Settings, workers: int) -> Settings:
     """Settings as each of ``workers`` workers uses them.
 
-    ``runtime.intra_op_threads = 0`` (auto) becomes available CPUs // workers (at least 1), so
-    that workers x threads never exceeds the CPUs (ONNX Runtime's own default would start one
-    thread per core in every worker).
+    ``runtime.intra_op_threads = 0`` (auto) becomes, with ONNX Runtime, every CPU this process
+    may use, in each worker: a file alone on an idle daemon then gets all the cores, and with
+    spinning off (:func:`~ocr_pipeline.engine.onnxruntime_backend.session_options`) a thread
+    that waits for a core sleeps instead of burning it, so busy workers share the cores at a
+    small cost (measured in ``benchmarks/bench_daemon.py``, ``--daemon-threads``). With another
+    backend (OpenVINO, whose threads were not measured oversubscribed) it becomes
+    CPUs // workers, at least 1, so that workers x threads never exceeds the CPUs. An explicit
+    thread count is kept.
     """
     if settings.runtime.intra_op_threads:
         return settings
-    threads = max(1, available_cpus() // workers)
+    cpus = available_cpus()
+    threads = cpus if settings.runtime.backend == "onnxruntime" else max(1, cpus // workers)
     runtime = settings.runtime.model_copy(update={"intra_op_threads": threads})
     return settings.model_copy(update={"runtime": runtime})
 
@@ -204,17 +304,28 @@ class LocalPoolExecutor:
         return self._settings.runtime.intra_op_threads
 
     def use_settings(self, settings: Settings, generation: int) -> None:
-        """Send ``settings`` with later jobs; restarted workers load them as they start."""
+        """Send ``settings`` with later jobs; workers started from now on load them at start.
+
+        They are pickled into the heartbeat folder (:data:`RECIPE_FILE`, atomic replace), which
+        a starting worker reads: pebble's start-up arguments are fixed when the pool starts.
+        """
         self._settings = with_threads(settings, self._workers)
         self._timeout = settings.daemon.job_timeout
         self._generation = generation
+        self._write_recipe()
+
+    def _write_recipe(self) -> None:
+        """Pickle the settings and generation in force for starting workers (best effort)."""
+        with contextlib.suppress(OSError):  # workers then start with the pool's settings
+            write_recipe(self._beats, self._settings, self._generation)
 
     def _start_pool(self) -> ProcessPool:
         """A new pool with a fresh (unset) stop event, shared by all its worker processes.
 
         Its workers start at once (a no-op job makes pebble start them; it would otherwise
         wait for the first file), so health and readiness see them from the start and the
-        first file does not wait for model loading.
+        first file waits neither for model loading nor for first-run work (each worker OCRs
+        :func:`warm_up_page` as it starts).
         """
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
@@ -284,7 +395,7 @@ class LocalPoolExecutor:
         self._pool.stop()  # type: ignore[no-untyped-call]
         with contextlib.suppress(TimeoutError, RuntimeError):  # workers are gone either way
             self._pool.join(timeout=10)
-        self._beats.mkdir(parents=True, exist_ok=True)  # removed by an earlier close()
+        self._write_recipe()  # the folder was removed by an earlier close()
         self._pool = self._start_pool()
 
     def close(self, grace_seconds: float) -> bool:
