@@ -391,7 +391,11 @@ def tesseract_lang(page: Page) -> str:
 
 
 def cpu_description() -> dict[str, Any]:
-    """The CPU's model name and which of :data:`CPU_FLAGS` it reports (Linux ``/proc/cpuinfo``)."""
+    """The CPU's model name, its instruction-set flags, and OpenVINO's view of it.
+
+    Flags: which of :data:`CPU_FLAGS` Linux's ``/proc/cpuinfo`` reports; OpenVINO's
+    ``OPTIMIZATION_CAPABILITIES`` (``BF16`` among them where usable) when it is installed.
+    """
     model, flags = "unknown", set()
     try:
         for raw in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -402,7 +406,15 @@ def cpu_description() -> dict[str, Any]:
                 flags = set(value.split())
     except OSError:
         pass
-    return {"model": model, "flags": [flag for flag in CPU_FLAGS if flag in flags]}
+    found = {"model": model, "flags": [flag for flag in CPU_FLAGS if flag in flags]}
+    try:  # hypervisors may hide flags from /proc/cpuinfo; OpenVINO asks the CPU itself
+        import openvino
+
+        capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        found["openvino_capabilities"] = sorted(str(c) for c in capabilities)
+    except ImportError:
+        pass
+    return found
 
 
 def pipeline_pass(batch: list[Page], work: Path, one_core: bool, variant: str) -> Pass:
@@ -964,6 +976,8 @@ def main() -> None:
     cpu = report["setup"]["cpu"]
     print(f"dataset: {args.dataset} ({report['pages']} pages), {CORES} cores")
     print(f"CPU: {cpu['model']}; flags: {' '.join(cpu['flags']) or 'none of ' + str(CPU_FLAGS)}")
+    if "openvino_capabilities" in cpu:
+        print(f"OpenVINO capabilities: {' '.join(cpu['openvino_capabilities'])}")
     print(main_table(report["results"]))
     for variant, ratio in report["speedup_over_reference_peer"]["by_variant"].items():
         print(
