@@ -119,9 +119,17 @@ def test_threads_default_to_the_cpus_this_process_may_use() -> None:
     assert session_options(RuntimeSettings(intra_op_threads=3)).intra_op_num_threads == 3
 
 
-def test_only_the_onnxruntime_backend_imports_onnxruntime() -> None:
+@pytest.mark.parametrize(
+    ("runtime", "allowed"),
+    [
+        ("onnxruntime", {"engine/onnxruntime_backend.py"}),
+        # backend.py only tries the import, to turn a missing extra into a ConfigError.
+        ("openvino", {"engine/openvino_backend.py", "engine/backend.py"}),
+    ],
+)
+def test_a_runtime_is_imported_only_by_its_backend(runtime: str, allowed: set[str]) -> None:
     package = Path(ocr_pipeline.__file__).parent
-    importers = []
+    importers = set()
     for source in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             names = []
@@ -129,6 +137,6 @@ def test_only_the_onnxruntime_backend_imports_onnxruntime() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            if any(name.split(".")[0] == "onnxruntime" for name in names):
-                importers.append(source.relative_to(package).as_posix())
-    assert sorted(set(importers)) == ["engine/onnxruntime_backend.py"]
+            if any(name.split(".")[0] == runtime for name in names):
+                importers.add(source.relative_to(package).as_posix())
+    assert importers == allowed

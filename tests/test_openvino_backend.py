@@ -7,7 +7,6 @@ OpenVINO fp32 gave the same texts. bf16 runs only where OpenVINO reports ``BF16`
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 from rapidfuzz import fuzz
 from structlog.testing import capture_logs
 
-import ocr_pipeline
 from ocr_pipeline.engine import Engine
 from ocr_pipeline.engine.backend import InferenceBackend, check_runtime, load_model
 from ocr_pipeline.errors import ConfigError, ModelError
@@ -222,22 +220,6 @@ def test_bf16_on_a_cpu_without_it_is_refused_and_auto_falls_back_once(
         "runtime.precision auto: this CPU has no bf16, running fp32"
     ]
     assert openvino_backend.inference_precision(runtime, frozenset({"FP32", "BF16"})) == "bf16"
-
-
-def test_openvino_is_imported_only_by_its_backend() -> None:
-    package = Path(ocr_pipeline.__file__).parent
-    importers = set()
-    for source in sorted(package.rglob("*.py")):
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(name.split(".")[0] == "openvino" for name in names):
-                importers.add(source.relative_to(package).as_posix())
-    # backend.py only tries the import, to turn a missing extra into a ConfigError.
-    assert importers == {"engine/openvino_backend.py", "engine/backend.py"}
 
 
 @pytest.mark.skipif(HAS_BF16, reason="this CPU has bf16: the daemon starts with it")
