@@ -143,13 +143,23 @@ def load_model(path: Path, runtime: RuntimeSettings) -> InferenceBackend:
             installed (OpenVINO), or ``runtime.precision`` is not available on this CPU.
 
     """
-    loader = LOADERS.get(runtime.backend)
+    return _loader(runtime.backend)(path, runtime)
+
+
+def _loader(backend: str) -> ModelLoader:
+    """The registered loader of ``backend``.
+
+    Raises:
+        ConfigError: ``backend`` names no registered backend (lists the registered ones).
+
+    """
+    loader = LOADERS.get(backend)
     if loader is None:
         raise ConfigError(
-            f"runtime.backend = {runtime.backend!r} is not an inference backend; "
+            f"runtime.backend = {backend!r} is not an inference backend; "
             f"use one of {', '.join(sorted(LOADERS))}"
         )
-    return loader(path, runtime)
+    return loader
 
 
 def check_runtime(runtime: RuntimeSettings) -> None:
@@ -163,11 +173,7 @@ def check_runtime(runtime: RuntimeSettings) -> None:
         ConfigError: as :func:`load_model` raises it for these reasons.
 
     """
-    if runtime.backend not in LOADERS:
-        raise ConfigError(
-            f"runtime.backend = {runtime.backend!r} is not an inference backend; "
-            f"use one of {', '.join(sorted(LOADERS))}"
-        )
+    _loader(runtime.backend)
     if runtime.backend == "openvino":
         _require_openvino()
         from ocr_pipeline.engine.openvino_backend import cpu_capabilities, inference_precision
