@@ -141,46 +141,68 @@ def throughput_run(
     }
 
 
+RSS_BASELINE_JOBS = 100
+"""Jobs before the RSS baseline of the flatness check: every dev receipt (50) seen twice, so the
+inference arenas have grown to the largest page; growth after that is what a leak looks like."""
+
+
 def rss_run(base: Path, jobs: int, threads: int | None = None) -> dict[str, Any]:
-    """Phase 3: worker RSS after 10 jobs and after ``jobs`` jobs (2 workers)."""
+    """Phase 3: worker RSS at checkpoints over ``jobs`` jobs (2 workers).
+
+    Flat means within 10% from the :data:`RSS_BASELINE_JOBS` checkpoint to the end; the change
+    from the 10th job (arenas still growing to the largest page) is reported beside it.
+    """
     images = sorted(DEV_IMAGES.glob("*.jpg"))
     layout, daemon = start_daemon(base, 2, threads)
     staging = base / "staging"
     staging.mkdir()
-    early: dict[str, int] = {}
+    marks = sorted({m for m in (10, RSS_BASELINE_JOBS, jobs // 4, jobs // 2, jobs) if m <= jobs})
+    seen: dict[int, dict[str, int]] = {}
 
     def done() -> int:
         jobs_done: int = daemon.status().get("jobs", {}).get("done", 0)
         return jobs_done
+
+    def checkpoint(mark: int) -> None:
+        daemon.wait(lambda: done() >= mark, 3600, f"{mark} results")
+        seen[mark] = dict(daemon.status()["worker_rss_bytes"])
 
     try:
         for i in range(jobs):
             name = f"rss-{i:05d}.jpg"
             (staging / name).write_bytes(variant(images[i % len(images)], 20_000 + i))
             os.rename(staging / name, layout.inbox / name)
-            if i == 9:  # the first ten: then the baseline
-                daemon.wait(lambda: done() >= 10, 3600, "ten results")
-                early = dict(daemon.status()["worker_rss_bytes"])
+            if i + 1 in marks and i + 1 < jobs:
+                checkpoint(i + 1)
             daemon.wait(lambda: len(list(layout.inbox.glob("*.jpg"))) < 20, 3600, "progress")
-        daemon.wait(lambda: done() >= jobs, 3600, "all results")
-        late = dict(daemon.status()["worker_rss_bytes"])
+        checkpoint(jobs)
     finally:
         daemon.stop(timeout=STOP_SECONDS, force=True)  # SIGKILL of the group past it
+    baseline_mark = RSS_BASELINE_JOBS if RSS_BASELINE_JOBS in seen else marks[0]
     workers = []
-    for pid, start in early.items():
-        end = late.get(pid)
+    for pid, first in seen[marks[0]].items():
+        by_mark = {mark: seen[mark].get(pid) for mark in marks}
+        end, baseline = by_mark[jobs], by_mark[baseline_mark]
         workers.append(
             {
                 "pid": int(pid),
-                "rss_after_10_mib": round(start / 2**20, 1),
-                "rss_after_all_mib": round(end / 2**20, 1) if end else None,
-                "change": round((end - start) / start, 4) if end else None,
+                "rss_mib_by_jobs": {
+                    str(mark): round(rss / 2**20, 1) if rss else None
+                    for mark, rss in by_mark.items()
+                },
+                "change_from_10": round((end - first) / first, 4) if end else None,
+                "change": round((end - baseline) / baseline, 4) if end and baseline else None,
             }
         )
     flat = bool(workers) and all(
         w["change"] is not None and abs(w["change"]) <= 0.10 for w in workers
     )
-    return {"jobs": jobs, "workers": workers, "flat_within_10_percent": flat}
+    return {
+        "jobs": jobs,
+        "baseline_jobs": baseline_mark,
+        "workers": workers,
+        "flat_within_10_percent": flat,
+    }
 
 
 def cpu_ticks(pid: int) -> int:
@@ -315,16 +337,16 @@ def main() -> None:
             )
         if args.rss_jobs:
             report["rss"] = rss_run(scratch / "rss", args.rss_jobs, args.daemon_threads)
-            print(f"\nworker RSS over {args.rss_jobs} jobs (2 workers):")
-            print("| worker | after 10 jobs MiB | after all MiB | change |")
-            print("| --- | --- | --- | --- |")
-            for worker in report["rss"]["workers"]:
+            rss = report["rss"]
+            marks = list(rss["workers"][0]["rss_mib_by_jobs"]) if rss["workers"] else []
+            print(f"\nworker RSS (MiB) over {args.rss_jobs} jobs (2 workers), by jobs done:")
+            print("| worker | " + " | ".join(marks) + f" | change from {rss['baseline_jobs']} |")
+            print("| --- " * (len(marks) + 2) + "|")
+            for worker in rss["workers"]:
                 change = worker["change"]
                 shown = f"{change:+.1%}" if change is not None else "replaced"
-                print(
-                    f"| {worker['pid']} | {worker['rss_after_10_mib']} | "
-                    f"{worker['rss_after_all_mib']} | {shown} |"
-                )
+                values = " | ".join(str(v) for v in worker["rss_mib_by_jobs"].values())
+                print(f"| {worker['pid']} | {values} | {shown} |")
             print(f"flat within 10%: {report['rss']['flat_within_10_percent']}")
         if args.idle:
             idle = report["idle"] = idle_run(scratch / "idle", args.idle, args.daemon_threads)

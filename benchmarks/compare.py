@@ -11,7 +11,8 @@ Engines (``--engines``, default all):
   seconds are its ``timings_ms.total`` (read, decode, OCR).
 * ``ocr-pipeline-ort-fp32``, ``ocr-pipeline-ov-fp32``, ``ocr-pipeline-ov-bf16``: the product
   as above with one runtime setting changed (:data:`PIPELINE_VARIANTS`: ONNX Runtime fp32, or
-  OpenVINO at fp32 or bf16), so both backends and precisions are measured in the same rounds.
+  OpenVINO at fp32 or bf16), so both backends and precisions are measured in the same rounds;
+  ``ocr-pipeline-1-thread``: one intra-op thread per worker instead of borrowing idle CPUs.
   Not in the default engine list; name them in ``--engines``.
 * ``rapidocr-3.10`` (``rapidocr==3.10.0``: its defaults, i.e. the bundled PP-OCRv6 small det/rec,
   byte-identical to ours, plus the mobile v2 line classifier) and ``rapidocr-onnxruntime-1.4.4``
@@ -125,6 +126,7 @@ PEERS = {
 PIPELINE_VARIANTS: dict[str, dict[str, str]] = {
     "ocr-pipeline": {},
     "ocr-pipeline-ort-fp32": {"OCR_PIPELINE_RUNTIME__BACKEND": "onnxruntime"},
+    "ocr-pipeline-1-thread": {"OCR_PIPELINE_RUNTIME__INTRA_OP_THREADS": "1"},
     "ocr-pipeline-ov-fp32": {
         "OCR_PIPELINE_RUNTIME__BACKEND": "openvino",
         "OCR_PIPELINE_RUNTIME__PRECISION": "fp32",
@@ -134,7 +136,8 @@ PIPELINE_VARIANTS: dict[str, dict[str, str]] = {
         "OCR_PIPELINE_RUNTIME__PRECISION": "bf16",
     },
 }
-"""ocr-pipeline as shipped, and with one backend and precision forced: name -> environment."""
+"""ocr-pipeline as shipped, and with one setting forced (backend and precision, or one intra-op
+thread per worker instead of borrowing idle CPUs): name -> environment."""
 ENGINES = [*PIPELINE_VARIANTS, *PEERS, "tesseract", "floor"]
 DEFAULT_ENGINES = ["ocr-pipeline", *PEERS, "tesseract", "floor"]
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")

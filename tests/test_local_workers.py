@@ -19,20 +19,30 @@ def _runtime(settings: Settings, **update: object) -> Settings:
     return settings.model_copy(update={"runtime": settings.runtime.model_copy(update=update)})
 
 
-def test_each_onnxruntime_worker_may_use_every_cpu_with_spinning_off(settings: Settings) -> None:
-    """A lone file gets all the cores; idle intra-op threads sleep instead of spinning."""
+def test_workers_share_the_cpus_and_a_lone_file_gets_them_all(settings: Settings) -> None:
+    """Busy workers split the CPUs; a file alone goes with every CPU's threads."""
     auto = _runtime(settings, intra_op_threads=0)
-    runtime = local.with_threads(auto, workers=2).runtime
-    assert runtime.intra_op_threads == available_cpus()
-    assert session_options(runtime).get_session_config_entry(SPINNING_CONFIG) == "0"
-    explicit = local.with_threads(_runtime(settings, intra_op_threads=1), workers=2)
-    assert explicit.runtime.intra_op_threads == 1, "an explicit count is kept"
+    narrow = local.with_threads(auto, workers=2)
+    assert narrow.runtime.intra_op_threads == max(1, available_cpus() // 2)
+    assert session_options(narrow.runtime).get_session_config_entry(SPINNING_CONFIG) == "0"
+    wide = local.wide_threads(auto, narrow)
+    if available_cpus() > narrow.runtime.intra_op_threads:
+        assert wide is not None and wide.runtime.intra_op_threads == available_cpus()
+    else:
+        assert wide is None, "no wider engine on one CPU"
+    explicit = _runtime(settings, intra_op_threads=1)
+    assert local.with_threads(explicit, workers=2).runtime.intra_op_threads == 1, "kept"
+    assert local.wide_threads(explicit, explicit) is None, "an explicit count is never widened"
 
 
-def test_other_backends_split_the_cpus_between_workers(settings: Settings) -> None:
-    openvino = _runtime(settings, intra_op_threads=0, backend="openvino", precision="fp32")
-    threads = local.with_threads(openvino, workers=2).runtime.intra_op_threads
-    assert threads == max(1, available_cpus() // 2)
+def test_a_worker_holds_one_engine_per_thread_count_of_a_generation(settings: Settings) -> None:
+    worker = Worker()
+    one = worker.engine_for(_runtime(settings, intra_op_threads=1), 2)
+    two = worker.engine_for(_runtime(settings, intra_op_threads=2), 2)
+    assert one is not two
+    assert worker.engine_for(_runtime(settings, intra_op_threads=1), 2) is one, "kept"
+    newer = worker.engine_for(_runtime(settings, intra_op_threads=1), 3)
+    assert newer is not one and worker._engines == {1: newer}, "a new generation starts over"
 
 
 def test_the_warm_up_page_is_small_rendered_text(tmp_path: Path) -> None:
@@ -50,10 +60,10 @@ def test_a_warm_up_loads_the_generation_and_reads_its_page(
     assert outcome.generation == 3
     assert "TOTAL" in outcome.result.text
     assert list(tmp_path.iterdir()) == [], "the page is removed"
-    engine = worker._engine
-    assert engine is not None
+    engines = dict(worker._engines)
+    assert len(engines) == 1
     local.warm_up_worker(worker, settings, 3, tmp_path)
-    assert worker._engine is engine, "a job of the same generation does not load again"
+    assert worker._engines == engines, "a job of the same generation does not load again"
 
 
 def test_a_warm_up_without_models_raises_the_jobs_error_and_leaves_nothing(
@@ -71,9 +81,10 @@ def test_a_warm_up_without_models_raises_the_jobs_error_and_leaves_nothing(
 def test_a_starting_worker_takes_the_recipe_in_force(tmp_path: Path, settings: Settings) -> None:
     """After a reload, a worker that starts (recycled, replaced) loads the new generation."""
     newer = settings.model_copy(update={"log": settings.log.model_copy(update={"level": "debug"})})
-    assert local._current_recipe(tmp_path, settings, 0) == (settings, 0), "no recipe yet"
-    local.write_recipe(tmp_path, newer, 4)
-    chosen, generation = local._current_recipe(tmp_path, settings, 0)
-    assert generation == 4 and chosen == newer
+    assert local._current_recipe(tmp_path, settings, 0) == (settings, 0, None), "no recipe yet"
+    wide = _runtime(newer, intra_op_threads=available_cpus())
+    local.write_recipe(tmp_path, newer, 4, wide)
+    chosen, generation, chosen_wide = local._current_recipe(tmp_path, settings, 0)
+    assert generation == 4 and chosen == newer and chosen_wide == wide
     (tmp_path / local.RECIPE_FILE).write_bytes(b"half a pickle")
-    assert local._current_recipe(tmp_path, settings, 0) == (settings, 0), "unreadable: the pool's"
+    assert local._current_recipe(tmp_path, settings, 0) == (settings, 0, None), "unreadable"

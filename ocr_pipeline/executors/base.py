@@ -111,6 +111,22 @@ def traceback_lines(error: BaseException, count: int = 3) -> list[str]:
     return frames
 
 
+def remote_frames(text: str, count: int) -> list[str]:
+    """The last ``count`` lines of a traceback printed in another process, from a frame's start.
+
+    Python 3.11+'s ``^^^^``/``~~^~~`` marker lines are dropped (they point at nothing in a
+    report), and the kept lines start at a frame's ``File ...`` line, never halfway.
+
+    Args:
+        text: the traceback as the other process formatted it (pebble's, Ray's).
+        count: most lines kept.
+
+    """
+    lines = [line for line in text.splitlines() if line.strip(" ^~")][-count:]
+    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("File ")), 0)
+    return lines[first:]
+
+
 class Executor(Protocol):
     """Runs OCR jobs: the local process pool, an in-process serial executor, later Ray actors."""
 
@@ -169,6 +185,13 @@ class Executor(Protocol):
 
     def stop_worker(self, pid: int) -> None:
         """End one silent worker; its job, if any, ends as ``WorkerLostError`` (retried)."""
+        ...
+
+    def trouble(self) -> str | None:
+        """Why no job can start now though the daemon is fine (a lost cluster), else ``None``.
+
+        The daemon reports it in its status (health turns unhealthy) while :attr:`slots` is 0.
+        """
         ...
 
 

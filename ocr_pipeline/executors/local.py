@@ -26,9 +26,10 @@ OOM killer), stops a job over its timeout by killing its worker, and recycles wo
 * workers are started with ``spawn``: the daemon runs threads (watchdog, pebble) and forking a
   threaded process can deadlock;
 * worker count and intra-op threads come from the CPUs this process may use
-  (:func:`ocr_pipeline.cpus.available_cpus`): one worker per CPU, and with ONNX Runtime each
-  worker may use every CPU, its idle threads sleeping instead of spinning (:func:`with_threads`),
-  so a lone file on an idle daemon gets all the cores.
+  (:func:`ocr_pipeline.cpus.available_cpus`): one worker per CPU, each with its share of the
+  CPUs' threads (:func:`with_threads`), so that busy workers never contend; and a file submitted
+  while no other job runs goes with every CPU's threads (:func:`wide_threads`: the worker holds
+  a second engine for it), so a lone file on an idle daemon gets all the cores.
 
 Two test-only hooks, read from the environment of the worker and unset in production:
 ``OCR_PIPELINE_TEST_CRASH_MARKER`` (a worker SIGKILLs itself when the file name contains it) and
@@ -55,7 +56,14 @@ from pebble import ProcessExpired, ProcessPool
 
 from ocr_pipeline.cpus import available_cpus
 from ocr_pipeline.errors import ExecutorBrokenError, JobTimeoutError, WorkerLostError
-from ocr_pipeline.executors.base import Job, JobError, JobOutcome, JobRecipe, WorkerSilence
+from ocr_pipeline.executors.base import (
+    Job,
+    JobError,
+    JobOutcome,
+    JobRecipe,
+    WorkerSilence,
+    remote_frames,
+)
 from ocr_pipeline.executors.worker import Worker
 from ocr_pipeline.settings import Settings
 
@@ -106,7 +114,7 @@ def _start_worker(settings: Settings, generation: int, stop: Event, beats: str) 
     threading.Thread(
         target=_beat_forever, args=(_heartbeat_file,), name="heartbeat", daemon=True
     ).start()
-    settings, generation = _current_recipe(Path(beats), settings, generation)
+    settings, generation, wide = _current_recipe(Path(beats), settings, generation)
     _process_worker = Worker(should_stop=stop.is_set)
     try:
         _process_worker.load(settings, generation)
@@ -114,11 +122,16 @@ def _start_worker(settings: Settings, generation: int, stop: Event, beats: str) 
         _process_worker.forget()
         return
     with contextlib.suppress(Exception):  # a real job reports any error, with its file name
-        warm_up_worker(_process_worker, settings, generation, Path(beats))
+        for each in (settings, wide) if wide is not None else (settings,):
+            warm_up_worker(_process_worker, each, generation, Path(beats))
 
 
-def write_recipe(folder: Path, settings: Settings, generation: int) -> None:
-    """Pickle ``settings`` and ``generation`` into ``folder`` for starting workers.
+def write_recipe(
+    folder: Path, settings: Settings, generation: int, wide: Settings | None = None
+) -> None:
+    """Pickle ``settings``, ``generation`` and ``wide`` into ``folder`` for starting workers.
+
+    ``wide``: the settings of a file that runs alone (:func:`wide_threads`), or None.
 
     Written to a temporary name, then renamed over :data:`RECIPE_FILE`: a worker starting
     meanwhile reads the old recipe or the new one, never half of one.
@@ -129,20 +142,26 @@ def write_recipe(folder: Path, settings: Settings, generation: int) -> None:
     """
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / f".{RECIPE_FILE}.tmp"
-    temporary.write_bytes(pickle.dumps((settings, generation)))
+    temporary.write_bytes(pickle.dumps((settings, generation, wide)))
     os.replace(temporary, folder / RECIPE_FILE)
 
 
-def _current_recipe(beats: Path, settings: Settings, generation: int) -> tuple[Settings, int]:
-    """The settings and generation in force: the recipe file's, else the ones given."""
+def _current_recipe(
+    beats: Path, settings: Settings, generation: int
+) -> tuple[Settings, int, Settings | None]:
+    """The settings, generation and wide settings in force.
+
+    The recipe file's, else the ones given (and no wide settings).
+    """
     try:
         with (beats / RECIPE_FILE).open("rb") as handle:
             recipe = pickle.load(handle)  # written by this executor into its private folder
     except Exception:  # unreadable or half-written: the pool's own settings still work
-        return settings, generation
-    if isinstance(recipe, tuple) and len(recipe) == 2 and isinstance(recipe[0], Settings):
-        return recipe[0], int(recipe[1])
-    return settings, generation
+        return settings, generation, None
+    if isinstance(recipe, tuple) and len(recipe) == 3 and isinstance(recipe[0], Settings):
+        wide = recipe[2] if isinstance(recipe[2], Settings) else None
+        return recipe[0], int(recipe[1]), wide
+    return settings, generation, None
 
 
 def warm_up_page(folder: Path) -> Path:
@@ -226,22 +245,33 @@ def worker_count(settings: Settings) -> int:
 
 
 def with_threads(settings: Settings, workers: int) -> Settings:
-    """Settings as each of ``workers`` workers uses them.
+    """Settings as each of ``workers`` workers uses them when others run too.
 
-    ``runtime.intra_op_threads = 0`` (auto) becomes, with ONNX Runtime, every CPU this process
-    may use, in each worker: a file alone on an idle daemon then gets all the cores, and with
-    spinning off (:func:`~ocr_pipeline.engine.onnxruntime_backend.session_options`) a thread
-    that waits for a core sleeps instead of burning it, so busy workers share the cores at a
-    small cost (measured in ``benchmarks/bench_daemon.py``, ``--daemon-threads``). With another
-    backend (OpenVINO, whose threads were not measured oversubscribed) it becomes
-    CPUs // workers, at least 1, so that workers x threads never exceeds the CPUs. An explicit
+    ``runtime.intra_op_threads = 0`` (auto) becomes CPUs // workers, at least 1, so that
+    workers x threads never exceeds the CPUs: a thread per CPU in every worker cost 8-14% of
+    the pages per second of a bulk run on 2 cores, in each of three paired rounds
+    (``benchmarks/compare.py --engines ocr-pipeline ocr-pipeline-1-thread``). An explicit
     thread count is kept.
     """
     if settings.runtime.intra_op_threads:
         return settings
-    cpus = available_cpus()
-    threads = cpus if settings.runtime.backend == "onnxruntime" else max(1, cpus // workers)
+    threads = max(1, available_cpus() // workers)
     runtime = settings.runtime.model_copy(update={"intra_op_threads": threads})
+    return settings.model_copy(update={"runtime": runtime})
+
+
+def wide_threads(settings: Settings, narrow: Settings) -> Settings | None:
+    """Settings for a file that runs alone: every CPU's threads, or None when no wider.
+
+    Only with ``runtime.intra_op_threads = 0`` (auto) in ``settings``, and only when
+    ``narrow`` (:func:`with_threads`) has fewer threads than CPUs. A lone file with one thread
+    per worker measured a drop-to-result p95 of 1.64x the engine's all-core time on 2 cores,
+    with both 0.93-1.36x (docs/daemon.md).
+    """
+    cpus = available_cpus()
+    if settings.runtime.intra_op_threads or narrow.runtime.intra_op_threads >= cpus:
+        return None
+    runtime = settings.runtime.model_copy(update={"intra_op_threads": cpus})
     return settings.model_copy(update={"runtime": runtime})
 
 
@@ -265,11 +295,7 @@ def _settle(outer: Future[JobOutcome], inner: Future[JobOutcome]) -> None:
         outer.cancel()
     else:
         remote = str(getattr(error, "traceback", "") or "")  # pebble's remote traceback
-        # Python 3.11+'s ``^^^^``/``~~^~~`` marker lines are dropped (they point at nothing in
-        # a report), and the kept lines start at a frame's ``File ...`` line, never halfway.
-        lines = [line for line in remote.splitlines() if line.strip(" ^~")][-REMOTE_FRAMES:]
-        first = next((i for i, line in enumerate(lines) if line.lstrip().startswith("File ")), 0)
-        outer.set_exception(JobError(error, lines[first:]))
+        outer.set_exception(JobError(error, remote_frames(remote, REMOTE_FRAMES)))
 
 
 def _warm_up() -> None:
@@ -289,6 +315,8 @@ class LocalPoolExecutor:
     def __init__(self, settings: Settings, generation: int = 0) -> None:
         self._beats = Path(tempfile.mkdtemp(prefix="ocr-pipeline-workers-"))
         self._workers = worker_count(settings)
+        self._unfinished = 0
+        self._count_lock = threading.Lock()
         self._max_jobs = settings.daemon.max_jobs_per_worker
         self.use_settings(settings, generation)
         self._pool = self._start_pool()
@@ -310,6 +338,7 @@ class LocalPoolExecutor:
         a starting worker reads: pebble's start-up arguments are fixed when the pool starts.
         """
         self._settings = with_threads(settings, self._workers)
+        self._wide = wide_threads(settings, self._settings)
         self._timeout = settings.daemon.job_timeout
         self._generation = generation
         self._write_recipe()
@@ -317,7 +346,7 @@ class LocalPoolExecutor:
     def _write_recipe(self) -> None:
         """Pickle the settings and generation in force for starting workers (best effort)."""
         with contextlib.suppress(OSError):  # workers then start with the pool's settings
-            write_recipe(self._beats, self._settings, self._generation)
+            write_recipe(self._beats, self._settings, self._generation, self._wide)
 
     def _start_pool(self) -> ProcessPool:
         """A new pool with a fresh (unset) stop event, shared by all its worker processes.
@@ -346,16 +375,34 @@ class LocalPoolExecutor:
             ExecutorBrokenError: pebble refuses work once its pool is broken.
 
         """
-        recipe = JobRecipe(job=job, settings=self._settings, generation=self._generation)
+        with self._count_lock:
+            alone = self._unfinished == 0
+            self._unfinished += 1
+        settings = self._wide if alone and self._wide is not None else self._settings
+        recipe = JobRecipe(job=job, settings=settings, generation=self._generation)
         try:
             inner: Future[JobOutcome] = self._pool.schedule(
                 _run_in_worker, args=(recipe,), timeout=self._timeout
             )
         except RuntimeError as exc:
+            self._finished()
             raise ExecutorBrokenError(f"the worker pool stopped accepting jobs: {exc}") from exc
         outer: Future[JobOutcome] = Future()
-        inner.add_done_callback(lambda done: _settle(outer, done))
+        inner.add_done_callback(lambda done: self._settled(outer, done))
         return outer
+
+    def _finished(self) -> None:
+        """Count one submitted job as ended (done, failed or cancelled)."""
+        with self._count_lock:
+            self._unfinished -= 1
+
+    def _settled(self, outer: Future[JobOutcome], inner: Future[JobOutcome]) -> None:
+        """Count the job as ended, then finish ``outer``.
+
+        In that order: a job the daemon submits on seeing this one finished counts it gone.
+        """
+        self._finished()
+        _settle(outer, inner)
 
     def worker_pids(self) -> list[int]:
         """Pids of the live worker processes."""
@@ -386,6 +433,10 @@ class LocalPoolExecutor:
         """
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+    def trouble(self) -> str | None:
+        """None: local workers are replaced by pebble, never waited for."""
+        return None
 
     def restart(self) -> None:
         """Stop every worker now (a broken or wedged pool) and start a fresh pool.

@@ -100,3 +100,7 @@ class SerialExecutor:
 
     def stop_worker(self, pid: int) -> None:
         """Nothing to stop (there is no worker process)."""
+
+    def trouble(self) -> str | None:
+        """None: the calling process is always there."""
+        return None

@@ -1,10 +1,12 @@
-"""One OCR worker's state: the engine and corrector it loaded, and the generation they belong to.
+"""One OCR worker's state: the engines and corrector it loaded, and the generation they belong to.
 
 An executor keeps one :class:`Worker` per worker process (or actor, or the test process) and
 calls :meth:`Worker.run` for each job. Models and lexicons load once per settings generation: a
-SIGHUP reload bumps the generation and each worker reloads at its next job. A worker made with
-``should_stop`` ends a running document between two pages when it answers True (the local
-executor's stop event, set as it closes).
+SIGHUP reload bumps the generation and each worker reloads at its next job. A worker may hold
+one engine per intra-op thread count its recipes ask for (the local executor sends a lone file
+with every CPU's threads, the others with their share), each loaded at the first job that asks.
+A worker made with ``should_stop`` ends a running document between two pages when it answers
+True (the local executor's stop event, set as it closes).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class Worker:
 
     def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
         self._should_stop = should_stop
-        self._engine: Engine | None = None
+        self._engines: dict[int, Engine] = {}
+        """Loaded engines by ``runtime.intra_op_threads``."""
         self._corrector: Corrector | None = None
         self._generation = -1
 
@@ -47,12 +50,32 @@ class Worker:
         self.forget()  # free the old sessions before loading the new ones
         engine = Engine.from_settings(settings)
         self._corrector = corrector_from_settings(settings.correct)
-        self._engine, self._generation = engine, generation
+        self._engines = {settings.runtime.intra_op_threads: engine}
+        self._generation = generation
+        return engine
+
+    def engine_for(self, settings: Settings, generation: int) -> Engine:
+        """The engine for ``settings``' thread count in ``generation``, loaded if need be.
+
+        A new generation frees every engine of the old one first; another thread count of the
+        same generation loads one more engine beside the others (same models and lexicons).
+
+        Raises:
+            ModelError: a model is missing or corrupt.
+            ConfigError: a lexicon or the look-alike table cannot be read.
+
+        """
+        threads = settings.runtime.intra_op_threads
+        if self._generation != generation or not self._engines:
+            return self.load(settings, generation)
+        engine = self._engines.get(threads)
+        if engine is None:
+            engine = self._engines[threads] = Engine.from_settings(settings)
         return engine
 
     def forget(self) -> None:
-        """Drop the loaded engine (a failed load leaves the worker empty)."""
-        self._engine, self._corrector, self._generation = None, None, -1
+        """Drop the loaded engines (a failed load leaves the worker empty)."""
+        self._engines, self._corrector, self._generation = {}, None, -1
 
     def run(self, recipe: JobRecipe) -> JobOutcome:
         """OCR one claimed file, loading the recipe's generation first if needed.
@@ -70,9 +93,7 @@ class Worker:
             OSError: the file cannot be read.
 
         """
-        engine = self._engine
-        if engine is None or self._generation != recipe.generation:
-            engine = self.load(recipe.settings, recipe.generation)
+        engine = self.engine_for(recipe.settings, recipe.generation)
         job = recipe.job
         try:
             result = ocr_file(
