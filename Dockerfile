@@ -14,6 +14,9 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a virtual environment with the package's wheel and its dependencies; the models ----
 FROM ${BASE_IMAGE} AS build
+# Optional extras baked in: web (serve); add ray for the nodes of a Ray cluster and a daemon
+# using --executor ray (docker build --build-arg EXTRAS=web,ray; docs/scale-out.md).
+ARG EXTRAS=web
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -23,7 +26,7 @@ RUN python3 -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY ocr_pipeline ./ocr_pipeline
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
-    && /opt/venv/bin/pip install "$(ls /tmp/wheels/ocr_pipeline-*.whl)[web]" \
+    && /opt/venv/bin/pip install "$(ls /tmp/wheels/ocr_pipeline-*.whl)[${EXTRAS}]" \
     && rm -rf /tmp/wheels
 RUN /opt/venv/bin/ocr-pipeline models fetch --configured \
     && /opt/venv/bin/ocr-pipeline models verify --configured

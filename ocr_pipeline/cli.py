@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--workers", type=int, help="worker processes (default: one per usable CPU)"
         )
         command.add_argument(
+            "--executor",
+            choices=["local", "ray"],
+            help="where OCR runs: local worker processes, or a Ray cluster (default: local)",
+        )
+        command.add_argument(
+            "--ray-address",
+            help="with --executor ray: local (a cluster inside the daemon), auto, or HOST:PORT",
+        )
+        command.add_argument(
             "--on-success",
             choices=["archive", "delete", "keep"],
             help="what happens to an original after its results are written",
@@ -235,8 +244,12 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         daemon["on_success"] = args.on_success
     if getattr(args, "polling", False):
         daemon["observer"] = "polling"
+    if getattr(args, "executor", None):
+        daemon["executor"] = args.executor
     if daemon:
         overrides["daemon"] = daemon
+    if getattr(args, "ray_address", None):
+        overrides["ray"] = {"address": args.ray_address}
     serve = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     if serve:
         overrides["serve"] = serve

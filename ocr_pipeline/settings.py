@@ -393,6 +393,14 @@ class ModelStoreSettings(_Section):
 class DaemonSettings(_Section):
     """The folder contract and the worker pool, shared by ``watch`` and ``run``."""
 
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description=(
+            "Where OCR jobs run: local, worker processes on this machine; ray, actors on a Ray "
+            "cluster (section [ray]; pip install 'ocr-pipeline[ray]'). The folders, the "
+            "terminal states and the audit log stay with the daemon either way."
+        ),
+    )
     workers: int = Field(
         0,
         ge=0,
@@ -500,6 +508,54 @@ class DaemonSettings(_Section):
     )
 
 
+class RaySettings(_Section):
+    """The Ray executor (``daemon.executor = "ray"``): a pool of OCR actors on a Ray cluster.
+
+    The daemon stays the one writer of the folders; each job's bytes travel to an actor and
+    its result comes back (docs/scale-out.md).
+    """
+
+    address: str = Field(
+        "local",
+        description=(
+            "Cluster to use: local, a cluster started inside the daemon; auto, the cluster "
+            "'ray start' made on this machine; HOST:PORT, the head node's GCS address."
+        ),
+    )
+    actors: int = Field(
+        0,
+        ge=0,
+        description="OCR actors, one engine each (0: the cluster's CPUs // cpus_per_actor).",
+    )
+    cpus_per_actor: int = Field(
+        1, ge=1, description="CPUs each actor reserves, and its inference threads."
+    )
+    jobs_per_actor: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Most jobs in flight per actor (back-pressure): the one it runs and those queued "
+            "behind it, whose bytes are already on their way."
+        ),
+    )
+    connect_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How long the daemon waits at start for the cluster and its first actor; then it "
+            "stops with exit 3, seconds."
+        ),
+    )
+    reconnect_max_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Longest pause between tries to reach a lost cluster (files stay claimed, health "
+            "unhealthy); pauses double from 1 s, seconds."
+        ),
+    )
+
+
 class ServeSettings(_Section):
     """The HTTP front of ``ocr-pipeline serve`` (API under ``/v1`` and the web page at ``/``).
 
@@ -585,6 +641,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     runtime: RuntimeSettings = RuntimeSettings()
     daemon: DaemonSettings = DaemonSettings()
+    ray: RaySettings = RaySettings()
     models: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     log: LogSettings = LogSettings()

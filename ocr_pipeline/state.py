@@ -268,6 +268,11 @@ def check_health(path: Path, max_age_seconds: float) -> tuple[bool, str]:
             f"status file {path} is {age:.0f} s old (limit {max_age_seconds:.0f} s): "
             f"daemon pid {status.get('pid')} is hung or dead; check its log and restart it"
         )
+    if status.get("executor_trouble"):
+        return False, (
+            f"daemon pid {status.get('pid')} can start no job: {status['executor_trouble']}; "
+            "the files stay claimed and it reconnects by itself"
+        )
     started = _unix_seconds(status.get("started")) or updated
     if not status.get("workers_alive") and updated - started > max_age_seconds:
         return False, (

@@ -57,10 +57,11 @@ from ocr_pipeline.executors import (
     Job,
     JobError,
     JobOutcome,
-    LocalPoolExecutor,
     WorkerSilence,
+    make_executor,
     traceback_lines,
 )
+from ocr_pipeline.executors.cluster import require_ray
 from ocr_pipeline.folders import Folders
 from ocr_pipeline.jobs import decode_limits
 from ocr_pipeline.metrics import Metrics
@@ -100,11 +101,13 @@ def check_models(settings: Settings) -> None:
     Raises:
         ModelError: a model is unknown, missing or corrupt (says to run ``models fetch``).
         ConfigError: the backend is not installed or the CPU lacks the precision asked for
-            (:func:`~ocr_pipeline.engine.backend.check_runtime`), or a lexicon or the
-            look-alike table is missing or malformed.
+            (:func:`~ocr_pipeline.engine.backend.check_runtime`), the Ray executor is chosen
+            without Ray installed, or a lexicon or the look-alike table is missing or malformed.
 
     """
     check_runtime(settings.runtime)
+    if settings.daemon.executor == "ray":
+        require_ray()
     corrector_from_settings(settings.correct)
     registry = load_registry(settings.models.registry_file)
     for name, kind in settings.configured_models().items():
@@ -132,7 +135,7 @@ class Daemon:
         *,
         watch: bool,
         reload_settings: Callable[[], Settings] | None = None,
-        executor: ExecutorFactory = LocalPoolExecutor,
+        executor: ExecutorFactory = make_executor,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
@@ -760,6 +763,7 @@ class _Service:
                 stuck=[parked.claim.relative.as_posix() for parked in self.parked.values()],
                 observer=self.source.observer_kind,
                 held=self.held,
+                executor_trouble=self.executor.trouble(),
                 silent_workers=[
                     {"pid": w.pid, "seconds": round(w.seconds, 1), "file": w.job}
                     for w in self.silent

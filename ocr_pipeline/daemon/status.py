@@ -56,6 +56,8 @@ class Activity:
     """Why no job starts (workers cannot load the models or lexicons), ``None``: running."""
     silent_workers: list[dict[str, Any]] = field(default_factory=list)
     """Workers with no heartbeat past ``daemon.worker_silence_seconds``: pid, seconds, file."""
+    executor_trouble: str | None = None
+    """Why the executor can start no job (a lost Ray cluster), ``None``: it can."""
 
 
 class StatusBoard:
@@ -146,6 +148,7 @@ class StatusBoard:
             "rescans": activity.rescans,
             "observer": activity.observer,
             "held": activity.held,
+            "executor_trouble": activity.executor_trouble,
             "silent_workers": activity.silent_workers,
             "stuck": len(activity.stuck),
             "stuck_files": activity.stuck[:20],
