@@ -63,6 +63,15 @@ def _cli() -> list[str]:
     return [sys.executable, "-m", "ocr_pipeline.cli"]
 
 
+def _folders(base: Path) -> list[str]:
+    """INBOX and OUTBOX under ``base``, as command arguments."""
+    return [str(base / "inbox"), str(base / "outbox")]
+
+
+PRIVATE_NETWORK = ["unshare", "-n", "bash", "-c", 'ip link set lo up && exec "$0" "$@"']
+"""Prefix of a command run in a new network namespace with only the loopback, up."""
+
+
 def _receipts(inbox: Path, count: int, first: int = 0) -> list[str]:
     inbox.mkdir(parents=True, exist_ok=True)
     names = []
@@ -72,18 +81,16 @@ def _receipts(inbox: Path, count: int, first: int = 0) -> list[str]:
     return names
 
 
-def _on_cluster(outbox: Path, command: list[str], fault: str | None = None) -> dict[str, Any]:
+def _on_cluster(
+    outbox: Path, command: list[str], fault: str | None = None, **env: str
+) -> dict[str, Any]:
     """Run ``command`` against a fresh two-node cluster in a private network namespace."""
     options = ["--outbox", str(outbox)]
     if fault:
         options += ["--fault", fault, "--after", "2"]
     done = subprocess.run(
         [
-            "unshare",
-            "-n",
-            "bash",
-            "-c",
-            'ip link set lo up && exec "$0" "$@"',
+            *PRIVATE_NETWORK,
             sys.executable,
             str(HARNESS),
             *options,
@@ -93,7 +100,7 @@ def _on_cluster(outbox: Path, command: list[str], fault: str | None = None) -> d
         capture_output=True,
         text=True,
         timeout=HARNESS_SECONDS,
-        env=dict(os.environ, OCR_PIPELINE_LOG__FORMAT="json"),
+        env=dict(os.environ, OCR_PIPELINE_LOG__FORMAT="json", **env),
         check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -124,6 +131,16 @@ def _terminal_states(base: Path, names: list[str]) -> dict[str, list[str]]:
     return states
 
 
+def _each_done_exactly_once(base: Path, names: list[str]) -> list[dict[str, Any]]:
+    """Assert every file has a result and one ``done`` record; return the audit log."""
+    states = _terminal_states(base, names)
+    assert all(found == ["done"] for found in states.values()), states
+    audit = read_audit(base / "logs" / "audit.jsonl")
+    done = [record["source"] for record in audit if record.get("event") == "done"]
+    assert sorted(done) == sorted(names), "each file done exactly once"
+    return audit
+
+
 @pytest.mark.daemon
 @pytest.mark.usefixtures("cluster_possible")
 def test_ray_run_gives_the_local_executors_results(tmp_path: Path) -> None:
@@ -133,7 +150,7 @@ def test_ray_run_gives_the_local_executors_results(tmp_path: Path) -> None:
     _receipts(clustered / "inbox", 20)
     threads = dict(os.environ, OCR_PIPELINE_RUNTIME__INTRA_OP_THREADS="1")
     run_local = subprocess.run(
-        [*_cli(), "run", str(local / "inbox"), str(local / "outbox"), "--workers", "2"],
+        [*_cli(), "run", *_folders(local), "--workers", "2"],
         capture_output=True,
         text=True,
         timeout=HARNESS_SECONDS,
@@ -141,7 +158,7 @@ def test_ray_run_gives_the_local_executors_results(tmp_path: Path) -> None:
         check=False,
     )
     assert run_local.returncode == 0, run_local.stderr[-3000:]
-    command = [*_cli(), "run", str(clustered / "inbox"), str(clustered / "outbox")]
+    command = [*_cli(), "run", *_folders(clustered)]
     summary = _on_cluster(clustered / "outbox", command)
     assert summary["returncode"] == 0, summary["stderr"][-4000:]
     for name in names:
@@ -160,15 +177,11 @@ def test_ray_run_gives_the_local_executors_results(tmp_path: Path) -> None:
 def test_a_lost_actor_or_node_costs_a_retry_not_a_file(tmp_path: Path, fault: str) -> None:
     """Mid-run, an actor's process is killed or the worker node removed: one state per file."""
     names = _receipts(tmp_path / "inbox", 8)
-    command = [*_cli(), "run", str(tmp_path / "inbox"), str(tmp_path / "outbox")]
+    command = [*_cli(), "run", *_folders(tmp_path)]
     summary = _on_cluster(tmp_path / "outbox", command, fault)
     assert summary.get("fault") == fault, summary
     assert summary["returncode"] == 0, summary["stderr"][-4000:]
-    states = _terminal_states(tmp_path, names)
-    assert all(found == ["done"] for found in states.values()), states
-    audit = read_audit(tmp_path / "logs" / "audit.jsonl")
-    done = [record["source"] for record in audit if record.get("event") == "done"]
-    assert sorted(done) == sorted(names), "each file done exactly once"
+    audit = _each_done_exactly_once(tmp_path, names)
     retried = [record for record in audit if record.get("event") == "retried"]
     assert retried, "the audit log shows the job that was running on the lost actor, retried"
     assert all("died" in record["message"] for record in retried), retried
@@ -176,10 +189,60 @@ def test_a_lost_actor_or_node_costs_a_retry_not_a_file(tmp_path: Path, fault: st
 
 @pytest.mark.daemon
 @pytest.mark.usefixtures("cluster_possible")
+def test_the_default_address_starts_a_private_cluster_for_the_run(tmp_path: Path) -> None:
+    """``--executor ray`` alone: a cluster inside the daemon, gone when the run ends."""
+    names = _receipts(tmp_path / "inbox", 3)
+    done = subprocess.run(
+        [*PRIVATE_NETWORK, *_cli(), "run", *_folders(tmp_path), "--executor", "ray"],
+        capture_output=True,
+        text=True,
+        timeout=HARNESS_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert all(found == ["done"] for found in _terminal_states(tmp_path, names).values())
+    assert "Ray actors ready" in done.stderr
+
+
+@pytest.mark.daemon
+@pytest.mark.usefixtures("cluster_possible")
+def test_a_job_past_the_timeout_fails_its_file_and_its_actor_is_replaced(tmp_path: Path) -> None:
+    """``daemon.job_timeout`` holds on Ray too: the file goes to failed/ with a timeout report."""
+    names = _receipts(tmp_path / "inbox", 2)
+    command = [*_cli(), "run", *_folders(tmp_path)]
+    summary = _on_cluster(tmp_path / "outbox", command, OCR_PIPELINE_DAEMON__JOB_TIMEOUT="0.3")
+    assert summary["returncode"] == 1, summary["stderr"][-4000:]
+    states = _terminal_states(tmp_path, names)
+    assert all(found == ["failed"] for found in states.values()), states
+    for name in names:
+        report = json.loads((tmp_path / "failed" / f"{name}.error.json").read_text("utf-8"))
+        assert report["error_type"] == "JobTimeoutError", report
+        assert "daemon.job_timeout" in report["message"], report
+
+
+@pytest.mark.daemon
+@pytest.mark.usefixtures("cluster_possible")
+def test_a_lost_cluster_keeps_the_files_claimed_until_it_is_back(tmp_path: Path) -> None:
+    """The whole cluster stops mid-run: health says so, nothing fails, all done once it is back."""
+    names = _receipts(tmp_path / "inbox", 8)
+    command = [*_cli(), "run", *_folders(tmp_path)]
+    summary = _on_cluster(tmp_path / "outbox", command, "lose-cluster")
+    assert summary.get("fault") == "lose-cluster", summary
+    assert "lost the Ray cluster" in summary.get("trouble", ""), summary
+    assert summary["returncode"] == 0, summary["stderr"][-4000:]
+    audit = _each_done_exactly_once(tmp_path, names)
+    assert not [r for r in audit if r.get("event") in ("retried", "failed")], (
+        "a lost cluster is not the files' fault: no try is counted"
+    )
+    assert "Ray cluster lost; files stay claimed" in summary["stderr"]
+
+
+@pytest.mark.daemon
+@pytest.mark.usefixtures("cluster_possible")
 def test_watch_on_ray_picks_up_files_and_drains_on_sigterm(tmp_path: Path) -> None:
     """``watch --executor ray``: dropped files are OCRed; SIGTERM drains; nothing is lost."""
     names = _receipts(tmp_path / "inbox", 6)
-    command = [*_cli(), "watch", str(tmp_path / "inbox"), str(tmp_path / "outbox")]
+    command = [*_cli(), "watch", *_folders(tmp_path)]
     summary = _on_cluster(tmp_path / "outbox", command, "sigterm")
     assert summary.get("fault") == "sigterm", summary
     assert summary["returncode"] == 0, summary["stderr"][-4000:]
@@ -197,16 +260,7 @@ def test_ray_executor_without_ray_stops_at_start_naming_the_install(tmp_path: Pa
         "sys.exit(main(sys.argv[1:]))\n"
     )
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "run",
-            str(tmp_path / "inbox"),
-            str(tmp_path / "outbox"),
-            "--executor",
-            "ray",
-        ],
+        [sys.executable, "-c", code, "run", *_folders(tmp_path), "--executor", "ray"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -230,7 +230,7 @@ class RayExecutor:
             )
             if pause:
                 self._restart_now.wait(pause)
-            self._trouble = f"connecting to the Ray cluster at {address!r} again"
+            self._trouble = f"lost the Ray cluster at {address!r} ({reason}); connecting again"
 
     def _read_answers(self, conn: Connection) -> str:
         """Handle the dispatcher's messages until it ends; return why it ended."""

@@ -47,6 +47,10 @@ from ocr_pipeline.executors.local import warm_up_worker
 from ocr_pipeline.executors.worker import Worker
 from ocr_pipeline.settings import RaySettings, Settings
 
+GCS_PROBES = 3
+"""Tries to reach the cluster's GCS before an actor's death is blamed on its job."""
+GCS_PROBE_SECONDS = 0.5
+"""Timeout of one try, and the pause between tries, seconds."""
 REMOTE_FRAMES = 6
 """Traceback lines of an actor's error kept in the error report."""
 WAIT_SECONDS = 0.05
@@ -114,6 +118,10 @@ class Fatal:
     """The dispatcher cannot go on (cannot connect, the cluster is gone); it exits next."""
 
     message: str
+
+
+class ClusterLostError(Exception):
+    """The cluster's GCS cannot be reached: the dispatcher stops and the daemon reconnects."""
 
 
 @dataclass(frozen=True)
@@ -214,8 +222,28 @@ class _Dispatcher:
         handle = self.actor_class.remote(actor_settings(self.settings), self.generation)
         self.slots.append(_Slot(handle=handle, ready_ref=handle.ready.remote()))
 
+    def _check_cluster(self, why: str) -> None:
+        """Raise :class:`ClusterLostError` when the GCS is unreachable on every probe.
+
+        An actor that dies with the whole cluster (its head stopped, the network gone) is not
+        its job's fault: the dispatcher then ends, so the daemon hands the jobs out again
+        uncounted, instead of counting a try against each.
+        """
+        host, _, port = str(self.ray.get_runtime_context().gcs_address).rpartition(":")
+        for attempt in range(GCS_PROBES):
+            try:
+                with socket.create_connection((host, int(port)), timeout=GCS_PROBE_SECONDS):
+                    if attempt == GCS_PROBES - 1:
+                        return
+            except OSError as exc:
+                gone = f"{why}, and the GCS at {host}:{port} is gone: {exc}"
+                raise ClusterLostError(gone) from exc
+            time.sleep(GCS_PROBE_SECONDS)
+
     def _retire(self, slot: _Slot, why: str, head_kind: str) -> None:
         """Kill ``slot``'s actor, end its running job as ``head_kind``, requeue the rest."""
+        if head_kind == "lost":
+            self._check_cluster(why)
         with contextlib.suppress(Exception):
             self.ray.kill(slot.handle, no_restart=True)
         self.slots.remove(slot)
@@ -409,6 +437,9 @@ def dispatch_main(conn: Connection, settings: Settings, generation: int) -> None
         dispatcher.run()
     except (EOFError, OSError):
         pass  # the daemon is gone
+    except ClusterLostError as exc:
+        with contextlib.suppress(Exception):
+            conn.send(Fatal(str(exc)))
     except Exception as exc:
         with contextlib.suppress(Exception):
             conn.send(Fatal(f"the Ray cluster at {address!r} failed: {_first_line(str(exc))}"))
