@@ -22,7 +22,7 @@ def _quotes() -> list[tuple[str, str]]:
     """(file, text it must contain), the figures formatted as the docs print them."""
     sroie, zh = FIGURES["sroie_dev"], FIGURES["zh_dev"]
     correction, speed, peer = FIGURES["correction"], FIGURES["speed"], FIGURES["rapidocr_3_10"]
-    quality = FIGURES["quality"]
+    quality, ray = FIGURES["quality"], FIGURES["ray"]
     return [
         ("README.md", f"CER {sroie['cer']:.4f}, word F1 {sroie['word_f1']:.4f}"),
         ("README.md", f"CER {peer['cer']:.3f}, word F1 {peer['word_f1']:.3f}"),
@@ -63,6 +63,24 @@ def _quotes() -> list[tuple[str, str]]:
             "{result_latency_s_p50} / {result_latency_s_p95} | {answers_429} | "
             "{lost} / {duplicated} |".format(**FIGURES["api_load"]),
         ),
+        ("docs/scale-out.md", f"| local (2 workers) | {ray['local_pages_per_second']:.3f} |"),
+        (
+            "docs/scale-out.md",
+            f"| Ray, 2 nodes x 1 CPU | {ray['ray_2_nodes_pages_per_second']:.3f} |",
+        ),
+        (
+            "docs/scale-out.md",
+            f"| Ray, 1 node x 1 CPU | {ray['ray_1_node_pages_per_second']:.3f} |",
+        ),
+        ("docs/scale-out.md", f"reads {ray['ray_over_local']:.3f} of the local executor's"),
+        ("docs/scale-out.md", f"two nodes read {ray['scaling_1_to_2_nodes']:.2f}x one node"),
+        ("docs/backends.md", f"ONNX Runtime {speed['pages_per_second_2_cores']:.3f} pages/s"),
+        (
+            "docs/backends.md",
+            f"OpenVINO fp32 {speed['openvino_fp32_pages_per_second_2_cores']:.3f} pages/s",
+        ),
+        ("README.md", f"is {speed['fraction_of_floor']:.3f} of the model-only floor"),
+        ("README.md", f"({speed['times_rapidocr_defaults']:.2f}x RapidOCR with its own threading"),
     ]
 
 
