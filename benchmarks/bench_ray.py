@@ -45,12 +45,10 @@ def in_private_namespace() -> None:
     """Run this script again inside ``unshare -n`` with the loopback up, unless already there."""
     if os.environ.get(NAMESPACE_FLAG):
         return
+    from tests.netns import PRIVATE_NETWORK
+
     command = [
-        "unshare",
-        "-n",
-        "bash",
-        "-c",
-        'ip link set lo up && exec "$0" "$@"',
+        *PRIVATE_NETWORK,
         sys.executable,
         "-m",
         "benchmarks.bench_ray",

@@ -74,7 +74,7 @@ def drive(command: list[str], address: str, outbox: Path, step: Step, **env: str
     started = time.monotonic()
     while daemon.poll() is None and time.monotonic() - started < DEADLINE_SECONDS:
         step(read_status(outbox), report, daemon)
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling the status file the daemon rewrites; bounded by the deadline
     if daemon.poll() is None:
         daemon.kill()
         report["killed_after_deadline"] = True

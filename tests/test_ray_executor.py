@@ -24,6 +24,7 @@ from ocr_pipeline.executors import Job, JobRecipe
 from ocr_pipeline.executors.ray_dispatch import OcrActor, actor_settings, pool_size
 from ocr_pipeline.settings import Settings
 from tests.conftest import SROIE_DEV
+from tests.netns import PRIVATE_NETWORK, private_network_problem
 
 HARNESS = Path(__file__).with_name("ray_cluster.py")
 HARNESS_SECONDS = 900
@@ -36,19 +37,7 @@ def _unavailable() -> str | None:
         import ray  # noqa: F401
     except ImportError:
         return "Ray is not installed (pip install 'ocr-pipeline[ray]')"
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            return f"{tool} is missing (util-linux, iproute2): no private network namespace"
-    probe = subprocess.run(
-        ["unshare", "-n", "ip", "link", "set", "lo", "up"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"cannot make a private network namespace: {probe.stderr.strip()}"
-    return None
+    return private_network_problem()
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +55,6 @@ def _cli() -> list[str]:
 def _folders(base: Path) -> list[str]:
     """INBOX and OUTBOX under ``base``, as command arguments."""
     return [str(base / "inbox"), str(base / "outbox")]
-
-
-PRIVATE_NETWORK = ["unshare", "-n", "bash", "-c", 'ip link set lo up && exec "$0" "$@"']
-"""Prefix of a command run in a new network namespace with only the loopback, up."""
 
 
 def _receipts(inbox: Path, count: int, first: int = 0) -> list[str]:

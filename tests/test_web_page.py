@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.netns import PRIVATE_NETWORK, private_network_problem
 
 DRIVER = Path(__file__).with_name("web_page_driver.py")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,19 +30,7 @@ def _unavailable() -> str | None:
     """Why the browser test cannot run here, or ``None``."""
     if not CHROMIUM.is_file():
         return f"{CHROMIUM} is missing (Debian: apt-get install chromium)"
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            return f"{tool} is missing (util-linux, iproute2): no private network namespace"
-    probe = subprocess.run(
-        ["unshare", "-n", "ip", "link", "set", "lo", "up"],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"cannot make a private network namespace: {probe.stderr.strip()}"
-    return None
+    return private_network_problem()
 
 
 @pytest.mark.daemon
@@ -51,11 +40,7 @@ def test_web_page_in_chromium(tmp_path: Path) -> None:
     if reason:
         pytest.skip(reason)
     command = [
-        "unshare",
-        "-n",
-        "bash",
-        "-c",
-        'ip link set lo up && exec "$0" "$@"',
+        *PRIVATE_NETWORK,
         sys.executable,
         str(DRIVER),
         "--out",
