@@ -88,9 +88,10 @@ def test_image_declares_what_operators_rely_on() -> None:
 def test_image_installs_the_wheel_and_keeps_no_source_tree() -> None:
     text = _dockerfile()
     assert re.search(r"pip wheel --no-deps --wheel-dir (\S+) \.", text), "a wheel is built"
-    assert re.search(r"pip install \"\$\(ls /\S+/ocr_pipeline-\*\.whl\)\[web\]\"", text), (
-        "and installed, with the web extra (serve)"
+    assert re.search(r"pip install \"\$\(ls /\S+/ocr_pipeline-\*\.whl\)\[\$\{EXTRAS\}\]\"", text), (
+        "and installed with the extras of the EXTRAS build argument"
     )
+    assert "ARG EXTRAS=web" in text, "the web extra (serve) by default; web,ray for a cluster"
     assert "pip install -e" not in text and "COPY --from=build /app" not in text
     # The models folder is fixed and named in both stages: fetched there, read from there.
     assert text.count(f"OCR_PIPELINE_MODELS__DIR={IMAGE_MODELS_DIR}") == 2
