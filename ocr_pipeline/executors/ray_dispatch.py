@@ -205,7 +205,6 @@ class _Dispatcher:
         self.ray = ray
         self.conn = conn
         self.settings, self.generation = settings, generation
-        self.size = size
         self.slots: list[_Slot] = []
         self.waiting: deque[Submit] = deque()
         self.recipes: dict[int, Submit] = {}
